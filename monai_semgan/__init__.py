@@ -1,0 +1,21 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""monai-semgan: SemanticGAN (joint image-label StyleGAN2) for semi-supervised, out-of-domain medical segmentation.
+
+The package reads in the order data flows: ``ops`` and ``networks`` (the models), ``losses``, then the data, training,
+inversion, segmentation and serving modules as they arrive.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
