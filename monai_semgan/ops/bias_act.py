@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from monai_semgan.ops.cuda_extension import cuda_ops_or_none
 
-__all__ = ["bias_act", "ACTIVATIONS"]
+__all__ = ["ACTIVATIONS", "bias_act"]
 
 # name -> (default alpha, default gain, code used by the CUDA kernel)
 ACTIVATIONS: dict[str, tuple[float, float, int]] = {

@@ -46,9 +46,9 @@ import torch
 __all__ = [
     "CudaOpsBuildError",
     "build_cuda_ops",
+    "cuda_build_dir",
     "cuda_ops_or_none",
     "cuda_sources_dir",
-    "cuda_build_dir",
     "default_arch_list",
 ]
 
@@ -162,7 +162,9 @@ def _acquire_lock(lock_path: Path, timeout: float) -> None:
                 lock_path.unlink(missing_ok=True)
                 continue
             if time.monotonic() > deadline:
-                raise CudaOpsBuildError(f"timed out after {timeout:.0f} s waiting for the build lock {lock_path}.")
+                raise CudaOpsBuildError(
+                    f"timed out after {timeout:.0f} s waiting for the build lock {lock_path}."
+                ) from None
             time.sleep(0.5)
             continue
         with os.fdopen(fd, "w") as handle:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from monai_semgan.ops.cuda_extension import cuda_ops_or_none
 
-__all__ = ["upfirdn2d", "upsample2d", "downsample2d", "filter2d", "setup_kernel", "upfirdn2d_output_size"]
+__all__ = ["downsample2d", "filter2d", "setup_kernel", "upfirdn2d", "upfirdn2d_output_size", "upsample2d"]
 
 _IMPLS = ("ref", "cuda")
 
@@ -79,9 +79,7 @@ def _parse_padding(padding: int | Sequence[int]) -> tuple[int, int, int, int]:
     raise ValueError(f"padding must be an int, (pad_x, pad_y) or (x0, x1, y0, y1), got {padding}.")
 
 
-def upfirdn2d_output_size(
-    size: int, taps: int, up: int = 1, down: int = 1, pad0: int = 0, pad1: int = 0
-) -> int:
+def upfirdn2d_output_size(size: int, taps: int, up: int = 1, down: int = 1, pad0: int = 0, pad1: int = 0) -> int:
     """Output length along one axis.
 
     Args:
@@ -219,7 +217,7 @@ def upfirdn2d(
     _check_args(x, kernel, up_, down_, pad_, impl)
     if gain != 1.0:
         # a separable kernel is applied once per axis, so each axis takes the square root of the gain
-        kernel = kernel * (gain ** 0.5 if kernel.ndim == 1 else gain)
+        kernel = kernel * (gain**0.5 if kernel.ndim == 1 else gain)
     if impl != "ref" and x.is_cuda:
         if cuda_ops_or_none() is not None:
             return _Upfirdn2dCuda.apply(x, kernel.to(x.device), up_, down_, pad_)
