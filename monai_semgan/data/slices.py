@@ -25,7 +25,10 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Randomizable
 
-__all__ = ["RandAxialSliced", "axial_slices", "body_slice_mask", "stack_slices"]
+__all__ = ["AxialSliceStatsd", "RandAxialSliced", "axial_slices", "body_slice_mask", "stack_slices"]
+
+BODY_KEY = "slice_has_body"
+ORGAN_KEY = "slice_has_organ"
 
 
 def body_slice_mask(image: torch.Tensor, air_level: float = -0.9, min_body_fraction: float = 0.05) -> np.ndarray:
@@ -55,11 +58,44 @@ def stack_slices(slices: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(slices), dim=-1)
 
 
+class AxialSliceStatsd(MapTransform):
+    """Record which axial slices hold body and which hold organ, so that cached volumes are not rescanned per draw.
+
+    Adds ``slice_has_body`` (see :func:`body_slice_mask`) and, when the label is present, ``slice_has_organ`` (any
+    foreground), both boolean ``[D]`` arrays read by :class:`RandAxialSliced`.
+
+    Args:
+        image_key: normalized image key.
+        label_key: label key (may be missing).
+        air_level: see :func:`body_slice_mask`.
+        min_body_fraction: see :func:`body_slice_mask`.
+    """
+
+    def __init__(
+        self,
+        image_key: Hashable = "image",
+        label_key: Hashable | None = "label",
+        air_level: float = -0.9,
+        min_body_fraction: float = 0.05,
+    ) -> None:
+        super().__init__([image_key], allow_missing_keys=True)
+        self.image_key, self.label_key = image_key, label_key
+        self.air_level, self.min_body_fraction = air_level, min_body_fraction
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        d[BODY_KEY] = body_slice_mask(d[self.image_key], self.air_level, self.min_body_fraction)
+        if self.label_key is not None and self.label_key in d:
+            d[ORGAN_KEY] = (torch.as_tensor(d[self.label_key]) > 0).flatten(0, 2).any(dim=0).cpu().numpy()
+        return d
+
+
 class RandAxialSliced(Randomizable, MapTransform):
     """Draw ``num_samples`` random axial slices from a volume; returns a list of 2-D samples.
 
     Labeled volumes (``label_key`` present) give a slice containing foreground with probability ``fg_ratio``, else any
-    body slice. Unlabeled volumes give body slices (see :func:`body_slice_mask`) uniformly.
+    body slice. Unlabeled volumes give body slices (see :func:`body_slice_mask`) uniformly. Uses the statistics of
+    :class:`AxialSliceStatsd` when an earlier (cached) transform computed them.
 
     Args:
         keys: keys sliced at the same index (image and label).
@@ -115,14 +151,12 @@ class RandAxialSliced(Randomizable, MapTransform):
         image = d[self.image_key]
         if image.ndim != 4:
             raise ValueError(f"expected [C, H, W, D] volumes, got shape {tuple(image.shape)}.")
-        body = body_slice_mask(image, self.air_level, self.min_body_fraction)
-        organ = None
-        if self.label_key is not None and self.label_key in d:
-            organ = (torch.as_tensor(d[self.label_key]) > 0).flatten(0, 2).any(dim=0).cpu().numpy()
-        self.randomize(body, organ)
+        if BODY_KEY not in d:
+            d = AxialSliceStatsd(self.image_key, self.label_key, self.air_level, self.min_body_fraction)(d)
+        self.randomize(d[BODY_KEY], d.get(ORGAN_KEY))
         samples = []
         for index in self._indices:
-            sample = {k: v for k, v in d.items() if k not in self.keys}
+            sample = {k: v for k, v in d.items() if k not in self.keys and k not in (BODY_KEY, ORGAN_KEY)}
             for key in self.key_iterator(d):
                 volume = d[key]
                 volume = volume.as_tensor() if hasattr(volume, "as_tensor") else torch.as_tensor(volume)
