@@ -1,0 +1,63 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Load and transform: readers, CT/MRI intensity, label remapping, 3-D to 2-D slices, data sets, phantom data."""
+
+from __future__ import annotations
+
+from monai_semgan.data.discovery import (
+    CHAOS_PNG_CLASSES,
+    convert_chaos_case,
+    discover_cases,
+    split_cases,
+    write_json_atomic,
+)
+from monai_semgan.data.intensity import LIVER_WINDOW, CTWindowd, MRIPercentileNormalized
+from monai_semgan.data.labels import LABEL_MAPS, RemapLabelsd
+from monai_semgan.data.loaders import (
+    SliceSampleDataset,
+    SquareAxialPadd,
+    make_slice_dataset,
+    make_slice_loader,
+    volume_transforms,
+)
+from monai_semgan.data.phantom import PHANTOM_LABELS, generate_phantom_case, write_phantom_dataset
+from monai_semgan.data.sitk_reader import SimpleITKReader, list_dicom_series
+from monai_semgan.data.slices import AxialSliceStatsd, RandAxialSliced, axial_slices, body_slice_mask, stack_slices
+from monai_semgan.data.validation import CheckVolumed
+
+__all__ = [
+    "CHAOS_PNG_CLASSES",
+    "LABEL_MAPS",
+    "LIVER_WINDOW",
+    "PHANTOM_LABELS",
+    "AxialSliceStatsd",
+    "CTWindowd",
+    "CheckVolumed",
+    "MRIPercentileNormalized",
+    "RandAxialSliced",
+    "RemapLabelsd",
+    "SimpleITKReader",
+    "SliceSampleDataset",
+    "SquareAxialPadd",
+    "axial_slices",
+    "body_slice_mask",
+    "convert_chaos_case",
+    "discover_cases",
+    "generate_phantom_case",
+    "list_dicom_series",
+    "make_slice_dataset",
+    "make_slice_loader",
+    "split_cases",
+    "stack_slices",
+    "volume_transforms",
+    "write_json_atomic",
+    "write_phantom_dataset",
+]
