@@ -18,6 +18,7 @@ from monai_semgan.data.discovery import (
     discover_cases,
     split_cases,
     write_json_atomic,
+    write_split,
 )
 from monai_semgan.data.intensity import LIVER_WINDOW, CTWindowd, MRIPercentileNormalized
 from monai_semgan.data.labels import LABEL_MAPS, RemapLabelsd
@@ -60,4 +61,5 @@ __all__ = [
     "volume_transforms",
     "write_json_atomic",
     "write_phantom_dataset",
+    "write_split",
 ]

@@ -44,6 +44,7 @@ __all__ = [
     "discover_cases",
     "split_cases",
     "write_json_atomic",
+    "write_split",
 ]
 
 # CHAOS ground-truth PNG grey values -> CHAOS class (1 liver, 2 right kidney, 3 left kidney, 4 spleen); CT masks are
@@ -304,3 +305,38 @@ def split_cases(
     labeled = [dict(c) for c in cases if c["case_id"] in chosen]
     unlabeled = [{k: v for k, v in c.items() if k != "label"} for c in cases if c["case_id"] not in chosen]
     return labeled, unlabeled
+
+
+def write_split(
+    output_dir: PathLike,
+    labeled: Sequence[dict[str, str]],
+    unlabeled: Sequence[dict[str, str]],
+    num_labeled: int,
+    seed: int,
+    source: PathLike | None = None,
+) -> Path:
+    """Record the split a run used as ``split.json`` in its output folder, so the run can be reproduced.
+
+    Args:
+        output_dir: the run's output folder.
+        labeled: labeled cases.
+        unlabeled: unlabeled cases.
+        num_labeled: the requested number of labeled cases.
+        seed: the split's seed.
+        source: the data folder or datalist the cases came from.
+
+    Returns:
+        the path written.
+    """
+    path = Path(output_dir) / "split.json"
+    write_json_atomic(
+        {
+            "source": str(source) if source is not None else None,
+            "num_labeled": num_labeled,
+            "seed": seed,
+            "labeled": list(labeled),
+            "unlabeled": list(unlabeled),
+        },
+        path,
+    )
+    return path

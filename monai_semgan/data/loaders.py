@@ -18,7 +18,6 @@ epoch then draws random axial slices (organ-rich for labeled volumes, body slice
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from pathlib import Path
 
 import torch
 from monai.config import KeysCollection
@@ -27,7 +26,6 @@ from monai.transforms import (
     Compose,
     EnsureChannelFirstd,
     EnsureTyped,
-    LoadImaged,
     Orientationd,
     RandFlipd,
     Resized,
@@ -36,7 +34,7 @@ from monai.transforms import (
 
 from monai_semgan.data.intensity import LIVER_WINDOW, CTWindowd, MRIPercentileNormalized
 from monai_semgan.data.labels import RemapLabelsd
-from monai_semgan.data.sitk_reader import SimpleITKReader
+from monai_semgan.data.loading import LoadVolumed, unwrap_transform_error
 from monai_semgan.data.slices import AxialSliceStatsd, RandAxialSliced
 from monai_semgan.data.validation import CheckVolumed
 
@@ -103,7 +101,6 @@ def volume_transforms(
     num_classes: int = 2,
     ct_window: Sequence[float] = LIVER_WINDOW,
     mri_percentiles: Sequence[float] = (0.5, 99.5),
-    dicom: bool = False,
     keys: Sequence[str] = ("image", "label"),
 ) -> list:
     """The deterministic, cacheable per-volume transforms.
@@ -116,7 +113,6 @@ def volume_transforms(
         num_classes: classes including background.
         ct_window: ``(level, width)`` in HU.
         mri_percentiles: ``(lower, upper)``.
-        dicom: images are DICOM series folders (read with :class:`SimpleITKReader`) rather than NIfTI (nibabel).
         keys: image key and, optionally, label key; missing labels are allowed.
 
     Returns:
@@ -129,11 +125,8 @@ def volume_transforms(
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
     image_key = keys[0]
     label_keys = tuple(keys[1:])
-    reader = SimpleITKReader() if dicom else "NibabelReader"
-    transforms: list = [LoadImaged(image_key, reader=reader, image_only=True)]
-    if label_keys:
-        transforms.append(LoadImaged(label_keys, reader="NibabelReader", image_only=True, allow_missing_keys=True))
-    transforms += [
+    transforms: list = [
+        LoadVolumed(keys, allow_missing_keys=True),
         EnsureChannelFirstd(keys, allow_missing_keys=True),
         CheckVolumed(image_key, label_keys=label_keys, allow_missing_keys=True),
         Orientationd(keys, axcodes="RAS", labels=_RAS_LABELS, allow_missing_keys=True),
@@ -159,10 +152,6 @@ def volume_transforms(
             EnsureTyped(label_keys, dtype=torch.uint8, track_meta=False, allow_missing_keys=True),
         ]
     return transforms
-
-
-def _is_dicom(cases: Sequence[Mapping[str, str]]) -> bool:
-    return any(Path(c["image"]).is_dir() for c in cases)
 
 
 def make_slice_dataset(
@@ -224,7 +213,6 @@ def make_slice_dataset(
         num_classes,
         ct_window,
         mri_percentiles,
-        dicom=_is_dicom(cases),
         keys=keys,
     )
     transforms += [
@@ -233,9 +221,12 @@ def make_slice_dataset(
         RandFlipd(keys, prob=flip_prob, spatial_axis=0),
     ]
     # no random transform writes into the cached volume (slices are copied out), so the cache need not be copied
-    volumes = CacheDataset(
-        data, Compose(transforms), cache_rate=cache_rate, num_workers=num_workers, progress=False, copy_cache=False
-    )
+    try:
+        volumes = CacheDataset(
+            data, Compose(transforms), cache_rate=cache_rate, num_workers=num_workers, progress=False, copy_cache=False
+        )
+    except RuntimeError as err:  # report the cause (file and problem), not MONAI's "applying transform" wrapper
+        raise unwrap_transform_error(err) from err
     return SliceSampleDataset(volumes, slices_per_volume)
 
 

@@ -15,7 +15,9 @@ from monai_semgan.data import CheckVolumed, CTWindowd, MRIPercentileNormalized, 
 
 def load(paths: dict[str, Path]) -> dict:
     keys = list(paths)
-    return Compose([LoadImaged(keys, image_only=True), EnsureChannelFirstd(keys)])({k: str(v) for k, v in paths.items()})
+    return Compose([LoadImaged(keys, image_only=True), EnsureChannelFirstd(keys)])(
+        {k: str(v) for k, v in paths.items()}
+    )
 
 
 def test_ct_window_maps_hounsfield_units_to_unit_range(shared_data: Path) -> None:
