@@ -102,6 +102,7 @@ def volume_transforms(
     ct_window: Sequence[float] = LIVER_WINDOW,
     mri_percentiles: Sequence[float] = (0.5, 99.5),
     keys: Sequence[str] = ("image", "label"),
+    track_meta: bool = False,
 ) -> list:
     """The deterministic, cacheable per-volume transforms.
 
@@ -114,6 +115,8 @@ def volume_transforms(
         ct_window: ``(level, width)`` in HU.
         mri_percentiles: ``(lower, upper)``.
         keys: image key and, optionally, label key; missing labels are allowed.
+        track_meta: keep MetaTensors with their applied operations, so ``Invertd`` can map 2-D results back to the
+            input's grid (inference); ``False`` gives plain tensors (training, smaller cache).
 
     Returns:
         a list of MONAI transforms ending with ``[1, resolution, resolution, D]`` float32 image (and uint8 label).
@@ -144,12 +147,12 @@ def volume_transforms(
     transforms += [
         SquareAxialPadd(keys, value=(-1.0,) + (0,) * len(label_keys), allow_missing_keys=True),
         Resized(image_key, spatial_size=(resolution, resolution, -1), mode="area"),
-        EnsureTyped(image_key, dtype=torch.float32, track_meta=False),
+        EnsureTyped(image_key, dtype=torch.float32, track_meta=track_meta),
     ]
     if label_keys:
         transforms += [
             Resized(label_keys, spatial_size=(resolution, resolution, -1), mode="nearest", allow_missing_keys=True),
-            EnsureTyped(label_keys, dtype=torch.uint8, track_meta=False, allow_missing_keys=True),
+            EnsureTyped(label_keys, dtype=torch.uint8, track_meta=track_meta, allow_missing_keys=True),
         ]
     return transforms
 

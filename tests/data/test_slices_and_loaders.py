@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -33,7 +34,7 @@ def test_round_trip_reproduces_the_label_volume(shared_data: Path) -> None:
     slices = axial_slices(label)
     assert len(slices) == label.shape[-1] and slices[0].shape == label.shape[:3]
     assert torch.equal(stack_slices(slices), torch.as_tensor(label))
-    raw = torch.as_tensor(np.asarray(__import__("nibabel").load(case["label"]).dataobj))
+    raw = torch.as_tensor(np.asarray(nib.load(case["label"]).dataobj))
     # CHAOS is stored LAS: RAS flips the first axis; liver (1) voxels are all kept
     assert int((label == 1).sum()) == int((raw == 1).sum())
 
@@ -107,3 +108,26 @@ def test_split_is_reproducible_and_checked(phantom_dir: Path) -> None:
     with pytest.raises(ValueError, match="without a label"):
         make_slice_dataset([{"image": cases[0]["image"], "case_id": "x"}], "ct", 32, labeled=True)
     json.dumps(split_cases(cases, 1))  # the split is plain data that can be written to the output folder
+
+
+def test_slices_go_back_to_the_input_grid(shared_data: Path) -> None:
+    """Everything needed to put 2-D results back is kept: Invertd undoes resize, square padding and orientation."""
+    from monai.transforms import Invertd
+
+    case = {
+        "image": str(shared_data / "totalseg/example_ct_sm.nii.gz"),
+        "label": str(shared_data / "totalseg/example_seg.nii.gz"),
+    }
+    transforms = Compose(volume_transforms("ct", 64, label_mapping="totalseg", track_meta=True))
+    data = transforms(case)
+    assert data["label"].shape == (1, 64, 64, 30)
+    # a "prediction" made slice by slice at the generator's resolution, stacked back
+    data["pred"] = stack_slices(axial_slices(data["label"].float())).as_subclass(type(data["label"]))
+    data["pred"].meta = data["label"].meta
+    data["pred"].applied_operations = data["label"].applied_operations
+    inverted = Invertd("pred", transform=transforms, orig_keys="label", nearest_interp=True)(data)["pred"]
+    original = torch.as_tensor(np.asarray(nib.load(case["label"]).dataobj)) == 5
+    assert inverted.shape[1:] == original.shape
+    np.testing.assert_allclose(inverted.affine.numpy(), nib.load(case["label"]).affine, atol=1e-4)
+    overlap = (inverted[0].bool() & original).sum() * 2 / (inverted[0].bool().sum() + original.sum())
+    assert float(overlap) > 0.85  # 122 x 101 -> 64 x 64 -> back by nearest neighbour loses boundary voxels
