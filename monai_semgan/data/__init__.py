@@ -29,7 +29,7 @@ from monai_semgan.data.loaders import (
     make_slice_loader,
     volume_transforms,
 )
-from monai_semgan.data.phantom import PHANTOM_LABELS, generate_phantom_case, write_phantom_dataset
+from monai_semgan.data.phantom import PHANTOM_LABELS, generate_phantom_case, resolve_dataset_dir, write_phantom_dataset
 from monai_semgan.data.sitk_reader import SimpleITKReader, list_dicom_series
 from monai_semgan.data.slices import AxialSliceStatsd, RandAxialSliced, axial_slices, body_slice_mask, stack_slices
 from monai_semgan.data.validation import CheckVolumed
@@ -56,6 +56,7 @@ __all__ = [
     "list_dicom_series",
     "make_slice_dataset",
     "make_slice_loader",
+    "resolve_dataset_dir",
     "split_cases",
     "stack_slices",
     "volume_transforms",

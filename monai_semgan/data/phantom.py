@@ -27,6 +27,7 @@ series folders ``DIR/ct/image_N/`` with ``--format dicom``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -39,7 +40,14 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-__all__ = ["PHANTOM_LABELS", "PhantomCase", "generate_phantom_case", "main", "write_phantom_dataset"]
+__all__ = [
+    "PHANTOM_LABELS",
+    "PhantomCase",
+    "generate_phantom_case",
+    "main",
+    "resolve_dataset_dir",
+    "write_phantom_dataset",
+]
 
 PHANTOM_LABELS = {"background": 0, "liver": 1, "right_kidney": 2, "left_kidney": 3, "spleen": 4}
 
@@ -321,6 +329,44 @@ def write_phantom_dataset(
                 _write_dicom_series(array, case.affine, image_path, "CT" if modality == "ct" else "MR", n)
             datalists[modality].append({"image": str(image_path), "label": str(label_path)})
     return datalists
+
+
+def resolve_dataset_dir(
+    dataset_dir: str | os.PathLike | None,
+    output_dir: str | os.PathLike,
+    modality: str = "ct",
+    seed: int = 0,
+    num_cases: int = 10,
+) -> Path:
+    """The data folder a run uses: ``dataset_dir`` when given, else the embedded phantom data set.
+
+    An unset or empty ``dataset_dir`` (``""``, ``None``) means "no data of my own": the phantom is written once to
+    ``output_dir/phantom`` (reused when its parameters match) and its ``modality`` folder is returned. A path that is
+    given is returned as it is; whether it exists and holds data is checked by
+    :func:`~monai_semgan.data.discovery.discover_cases`, so a mistyped path is an error, never silently phantom data.
+
+    Args:
+        dataset_dir: the user's data folder or datalist, or empty.
+        output_dir: the run's output folder.
+        modality: ``"ct"`` or ``"mri"`` (which phantom contrast to train on).
+        seed: phantom seed.
+        num_cases: phantom cases.
+
+    Returns:
+        the folder (or datalist) to discover cases in.
+    """
+    if dataset_dir:
+        return Path(dataset_dir).expanduser()
+    root = Path(output_dir) / "phantom"
+    marker = root / "phantom.json"
+    params = {"num_cases": num_cases, "seed": seed, "modalities": ["ct", "mri"]}
+    if not (marker.exists() and json.loads(marker.read_text()) == params):
+        print(f"no dataset_dir given: writing {num_cases} synthetic phantom cases to {root}", flush=True)
+        write_phantom_dataset(root, num_cases=num_cases, seed=seed)
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps(params))
+        os.replace(tmp, marker)
+    return root / modality
 
 
 def main(argv: Sequence[str] | None = None) -> None:

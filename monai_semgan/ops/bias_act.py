@@ -39,9 +39,10 @@ def _bias_act_ref(
     x: torch.Tensor, bias: torch.Tensor | None, dim: int, act: str, alpha: float, gain: float, clamp: float | None
 ) -> torch.Tensor:
     shape = [-1 if i == dim else 1 for i in range(x.ndim)]
-    if act != "linear" and gain > 0:
+    if act != "linear" and gain > 0 and alpha >= 0:
         # relu and lrelu are positively homogeneous, so act(x + b) * g == act(x * g + b * g): scale and add into one
-        # fresh buffer, then activate it in place (two passes over memory instead of four)
+        # fresh buffer, then activate it in place (two passes over memory instead of four); torch has no backward for
+        # an in-place leaky_relu with a negative slope, so that case takes the out-of-place branch
         y = x * gain
         if bias is not None:
             y = y.add_(bias.reshape(shape) * gain)
@@ -127,7 +128,8 @@ def bias_act(
 
     Raises:
         ValueError: on an unknown activation or ``impl``, a bias of the wrong rank or length, a ``dim`` out of range
-            or a negative ``clamp``.
+            or a negative ``clamp``, or ``impl="cuda"`` with a negative ``gain`` or ``alpha`` for relu/lrelu (the
+            reference serves those when ``impl`` is ``None``).
     """
     if not isinstance(x, torch.Tensor) or x.ndim == 0:
         raise ValueError(f"x must be a tensor with at least one dimension, got {getattr(x, 'shape', type(x))}.")
@@ -148,11 +150,16 @@ def bias_act(
     default_alpha, default_gain, code = ACTIVATIONS[act]
     alpha = float(default_alpha if alpha is None else alpha)
     gain = float(default_gain if gain is None else gain)
+    bias = bias.to(x.dtype) if bias is not None else None  # the output has the dtype of x on both paths
+    # the CUDA backward reads the slope off the sign of y, which relu/lrelu keep only when gain, alpha >= 0
+    cuda_ok = code == 0 or (gain >= 0 and (code == 1 or alpha >= 0))
     if impl != "ref" and x.is_cuda:
-        if cuda_ops_or_none() is not None:
-            bias = bias.to(x.dtype) if bias is not None else None
+        if not cuda_ok:
+            if impl == "cuda":
+                raise ValueError(f"impl='cuda' with act={act!r} needs gain >= 0 and alpha >= 0, got {gain}, {alpha}.")
+        elif cuda_ops_or_none() is not None:
             return _BiasActCuda.apply(x, bias, dim, code, alpha, gain, clamp)
-        if impl == "cuda":
+        elif impl == "cuda":
             raise RuntimeError("impl='cuda' was requested but the CUDA extension is not available (see the warning).")
     elif impl == "cuda":
         raise ValueError("impl='cuda' needs x on a CUDA device.")

@@ -223,7 +223,10 @@ def build_cuda_ops(timeout: float | None = None, verbose: bool = False, arch_lis
     build_dir = cuda_build_dir(arch_list)
     name = build_dir.name
     build_dir.mkdir(parents=True, exist_ok=True)
-    module = _import_built(build_dir, name)
+    try:
+        module = _import_built(build_dir, name)
+    except ImportError as err:
+        raise CudaOpsBuildError(f"cached extension in {build_dir} does not import: {err}") from err
     if module is not None:
         return module
     lock_path = build_dir / _LOCK_NAME

@@ -216,6 +216,8 @@ def upfirdn2d(
     up_, down_, pad_ = _pair(up, "up"), _pair(down, "down"), _parse_padding(padding)
     _check_args(x, kernel, up_, down_, pad_, impl)
     if gain != 1.0:
+        if kernel.ndim == 1 and gain < 0:
+            kernel = torch.outer(kernel, kernel)  # a negative gain has no real square root to split over the axes
         # a separable kernel is applied once per axis, so each axis takes the square root of the gain
         kernel = kernel * (gain**0.5 if kernel.ndim == 1 else gain)
     if impl != "ref" and x.is_cuda:

@@ -1,0 +1,23 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Train: the semi-supervised SemanticGAN engine and its paired labeled/unlabeled loader."""
+
+from __future__ import annotations
+
+from monai_semgan.engines.paired_loader import PairedSliceLoader
+from monai_semgan.engines.semantic_gan_trainer import (
+    NonFiniteLossError,
+    SemanticGanTrainer,
+    lazy_adam,
+    masks_to_signed_onehot,
+)
+
+__all__ = ["NonFiniteLossError", "PairedSliceLoader", "SemanticGanTrainer", "lazy_adam", "masks_to_signed_onehot"]

@@ -1,0 +1,35 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Ignite handlers of the training: atomic checkpoints and resume, model export, sample grids, progress."""
+
+from __future__ import annotations
+
+from monai_semgan.handlers.checkpoint import (
+    GeneratorExporter,
+    ResumeFromCheckpoint,
+    latest_checkpoint,
+    make_checkpointer,
+    save_atomic,
+)
+from monai_semgan.handlers.progress import TrainingSummary, make_progress_bar
+from monai_semgan.handlers.sample_grid import SampleGridHandler, overlay_grid
+
+__all__ = [
+    "GeneratorExporter",
+    "ResumeFromCheckpoint",
+    "SampleGridHandler",
+    "TrainingSummary",
+    "latest_checkpoint",
+    "make_checkpointer",
+    "make_progress_bar",
+    "overlay_grid",
+    "save_atomic",
+]
