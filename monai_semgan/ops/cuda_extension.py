@@ -33,6 +33,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -245,17 +246,21 @@ def build_cuda_ops(timeout: float | None = None, verbose: bool = False, arch_lis
             "build_dir": str(build_dir),
             "include": str(sources_dir),
         }
+        # a session of its own, so that a timeout kills ninja and nvcc too, not only the Python child
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _BUILD_SCRIPT, json.dumps(args)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(
-                [sys.executable, "-c", _BUILD_SCRIPT, json.dumps(args)],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
+            log, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as err:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             raise CudaOpsBuildError(f"build of {name} timed out after {timeout:.0f} s in {build_dir}.") from err
-        log = proc.stdout + proc.stderr
         (build_dir / "build.log").write_text(log)
         if verbose:
             print(log)

@@ -181,6 +181,21 @@ def test_failed_build_names_log(tmp_path: Path, cache_dir: Path, monkeypatch: py
 
 @needs_cuda_torch
 @needs_nvcc
+def test_build_timeout_kills_the_compilers(cache_dir: Path) -> None:
+    """A build that outlives its timeout is stopped with its whole process group (ninja, nvcc) and reported."""
+    start = time.monotonic()
+    with pytest.raises(CudaOpsBuildError, match="timed out after 2 s"):
+        build_cuda_ops(arch_list="8.0;9.0", timeout=2)
+    assert time.monotonic() - start < 30
+    build_dir = cuda_build_dir("8.0;9.0")
+    assert not (build_dir / "build.lock").exists()
+    time.sleep(0.5)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert build_dir.name not in ps  # no compiler of this build is left running
+
+
+@needs_cuda_torch
+@needs_nvcc
 def test_unimportable_cached_module(cache_dir: Path) -> None:
     """A corrupt module in the cache is reported as CudaOpsBuildError (which the ops fall back on), not ImportError."""
     build_dir = cuda_build_dir("8.0")
