@@ -1,0 +1,156 @@
+"""SemanticGanTrainer on phantom slices: losses, events, regularization schedule, EMA, non-finite losses, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from ignite.engine import Events
+from monai.engines.utils import IterationEvents
+
+from monai_semgan.data import discover_cases, make_slice_dataset, make_slice_loader, split_cases, write_phantom_dataset
+from monai_semgan.engines import NonFiniteLossError, PairedSliceLoader, SemanticGanTrainer, lazy_adam
+from monai_semgan.engines.semantic_gan_trainer import masks_to_signed_onehot
+from monai_semgan.handlers import ResumeFromCheckpoint, latest_checkpoint, make_checkpointer
+from monai_semgan.networks import ImageDiscriminator, JointDiscriminator, SemanticGenerator
+
+R = 16
+
+
+@pytest.fixture(scope="module")
+def phantom_cases(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    out = tmp_path_factory.mktemp("phantom")
+    write_phantom_dataset(out, num_cases=3, seed=2, modalities=("ct",), shape=(32, 32, 16), spacing=(12, 12, 24))
+    return discover_cases(out / "ct")
+
+
+def make_trainer(
+    cases: list[dict], epochs: int = 1, epoch_length: int = 4, seed: int = 0, **kwargs
+) -> SemanticGanTrainer:
+    torch.manual_seed(seed)
+    labeled, unlabeled = split_cases(cases, 1, 0)  # the same split whatever the seed
+    lab = make_slice_loader(
+        make_slice_dataset(labeled, "ct", R, True, label_mapping="chaos", slices_per_volume=4), 2, seed=seed
+    )
+    unl = make_slice_loader(make_slice_dataset(unlabeled, "ct", R, False, slices_per_volume=2), 2, seed=seed)
+    g = SemanticGenerator(
+        R, z_dim=16, w_dim=16, mapping_layers=1, channel_base=256, channel_multiplier=1, channel_max=16
+    )
+    d_img = ImageDiscriminator(R, channel_base=256, channel_multiplier=1, channel_max=16)
+    d_joint = JointDiscriminator(base_channels=4, num_layers=2)
+    return SemanticGanTrainer(
+        "cpu",
+        epochs,
+        PairedSliceLoader(unl, lab, epoch_length, seed=seed),
+        g,
+        d_img,
+        d_joint,
+        lazy_adam(g.parameters(), interval=kwargs.pop("pl_interval", 2)),
+        lazy_adam(d_img.parameters(), interval=2),
+        lazy_adam(d_joint.parameters(), interval=2),
+        r1_interval=2,
+        pl_interval=2,
+        ema_rampup=0.05,
+        **kwargs,
+    )
+
+
+def checkpoint_objects(trainer: SemanticGanTrainer) -> dict:
+    return {
+        "generator": trainer.generator,
+        "generator_ema": trainer.generator_ema,
+        "image_discriminator": trainer.image_discriminator,
+        "joint_discriminator": trainer.joint_discriminator,
+        "g_optimizer": trainer.g_optimizer,
+        "d_image_optimizer": trainer.d_image_optimizer,
+        "d_joint_optimizer": trainer.d_joint_optimizer,
+        "grad_scaler": trainer.grad_scaler,
+        "trainer": trainer,
+    }
+
+
+def test_masks_to_signed_onehot() -> None:
+    mask = torch.tensor([[[[0, 1], [2, 0]]]])
+    assert masks_to_signed_onehot(mask, 1).tolist() == [[[[-1.0, 1.0], [1.0, -1.0]]]]
+    three = masks_to_signed_onehot(mask, 3)
+    assert three.shape == (1, 3, 2, 2) and three[0, :, 1, 0].tolist() == [-1.0, -1.0, 1.0]
+
+
+def test_iterations_fire_monai_events_and_log_every_loss(phantom_cases: list[dict]) -> None:
+    trainer = make_trainer(phantom_cases, epochs=1, epoch_length=4)
+    fired: list[str] = []
+    for event in IterationEvents:
+        trainer.add_event_handler(event, lambda e, name=event.name: fired.append(name))
+    outputs: list[dict] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
+    ema_before = [p.clone() for p in trainer.generator_ema.parameters()]
+    g_before = [p.clone() for p in trainer.generator.parameters()]
+    trainer.run()
+    assert trainer.state.iteration == 4
+    assert fired[:4] == ["FORWARD_COMPLETED", "LOSS_COMPLETED", "BACKWARD_COMPLETED", "MODEL_COMPLETED"]
+    assert len(fired) == 16
+    for out in outputs:
+        for key in ("loss_d_image", "loss_d_joint", "loss_g", "loss_g_feature_matching", "lr_g"):
+            assert isinstance(out[key], float) and torch.isfinite(torch.tensor(out[key]))
+    # lazy regularization every 2nd iteration (1-based)
+    assert ["r1_image" in o for o in outputs] == [False, True, False, True]
+    assert ["path_length_penalty" in o for o in outputs] == [False, True, False, True]
+    assert trainer.path_length.mean_length > 0
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, trainer.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(ema_before, trainer.generator_ema.parameters()))
+    assert trainer.images_seen == 8
+
+
+def test_non_finite_loss_stops_with_its_name(phantom_cases: list[dict], tmp_path: Path) -> None:
+    trainer = make_trainer(phantom_cases, epochs=2, epoch_length=2)
+    objects = checkpoint_objects(trainer)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, make_checkpointer(tmp_path, objects))
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def poison(engine: SemanticGanTrainer) -> None:
+        with torch.no_grad():
+            next(engine.joint_discriminator.parameters()).fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLossError, match="joint discriminator loss became nan at iteration 3"):
+        trainer.run()
+    saved = latest_checkpoint(tmp_path)
+    assert saved is not None and saved.name == "checkpoint_2.pt"
+    state = torch.load(saved, weights_only=False)
+    assert all(torch.isfinite(t).all() for t in state["joint_discriminator"].values() if t.is_floating_point())
+
+
+def test_resume_reaches_the_weights_of_an_uninterrupted_run(phantom_cases: list[dict], tmp_path: Path) -> None:
+    full = make_trainer(phantom_cases, epochs=2, epoch_length=2, seed=5)
+    full.run()
+
+    first = make_trainer(phantom_cases, epochs=1, epoch_length=2, seed=5)
+    first.add_event_handler(Events.EPOCH_COMPLETED, make_checkpointer(tmp_path, checkpoint_objects(first)))
+    first.run()
+    resumed = make_trainer(
+        phantom_cases, epochs=2, epoch_length=2, seed=99
+    )  # other seed: everything comes from the file
+    resumed.data_loader.seed = 5
+    loader = ResumeFromCheckpoint(tmp_path, checkpoint_objects(resumed))
+    loader.attach(resumed)
+    resumed.run()
+    assert loader.loaded is not None and loader.loaded.name == "checkpoint_2.pt"
+    assert resumed.state.iteration == 4 and resumed.images_seen == full.images_seen
+    for a, b in zip(full.generator.parameters(), resumed.generator.parameters()):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(full.generator_ema.parameters(), resumed.generator_ema.parameters()):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(full.joint_discriminator.parameters(), resumed.joint_discriminator.parameters()):
+        torch.testing.assert_close(a, b)
+    exp_avg = [s["exp_avg"] for s in resumed.g_optimizer.state.values()]
+    assert exp_avg and all(torch.isfinite(t).all() for t in exp_avg)
+
+
+def test_bad_arguments(phantom_cases: list[dict]) -> None:
+    g = SemanticGenerator(
+        R, z_dim=16, w_dim=16, mapping_layers=1, channel_base=256, channel_multiplier=1, channel_max=16
+    )
+    with pytest.raises(ValueError, match="PairedSliceLoader"):
+        SemanticGanTrainer("cpu", 1, [], g, g, g, *(lazy_adam(g.parameters()) for _ in range(3)))
+    with pytest.raises(ValueError, match="epoch_length"):
+        PairedSliceLoader([], [], 0)
