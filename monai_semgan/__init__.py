@@ -16,6 +16,19 @@ inversion, segmentation and serving modules as they arrive.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# Subpackages in data-flow order; imported on first attribute access, so `import monai_semgan` stays cheap and
+# bundle configs can write `$import monai_semgan` then `monai_semgan.data.discover_cases(...)`.
+_SUBPACKAGES = ("ops", "networks", "losses", "data", "engines", "handlers")
+
+__all__ = ["__version__", *_SUBPACKAGES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
