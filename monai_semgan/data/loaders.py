@@ -222,6 +222,7 @@ def make_slice_dataset(
         AxialSliceStatsd("image", "label" if labeled else None),
         RandAxialSliced(keys, num_samples=1, fg_ratio=fg_ratio),
         RandFlipd(keys, prob=flip_prob, spatial_axis=0),
+        EnsureTyped(keys, track_meta=False),  # plain tensors: MetaTensor ops would slow the networks down
     ]
     # no random transform writes into the cached volume (slices are copied out), so the cache need not be copied
     try:

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from monai.data import MetaTensor
 from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
 from torch.nn.parallel import DistributedDataParallel
@@ -90,6 +91,10 @@ def lazy_adam(
     """
     ratio = interval / (interval + 1) if interval else 1.0
     return torch.optim.Adam(parameters, lr=lr * ratio, betas=(0.0, beta2**ratio), eps=1e-8)
+
+
+def _plain(x: torch.Tensor) -> torch.Tensor:
+    return x.as_tensor() if isinstance(x, MetaTensor) else torch.as_tensor(x)
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -240,9 +245,11 @@ class SemanticGanTrainer(Trainer):
     def _iteration(self, engine: SemanticGanTrainer, batchdata: dict[str, Any]) -> dict[str, float]:  # type: ignore[override]
         device = engine.state.device
         kw = {"non_blocking": engine.non_blocking}
-        real_u = batchdata["unlabeled"][self.image_key].to(device, **kw).float()
-        real_l = batchdata["labeled"][self.image_key].to(device, **kw).float()
-        mask_l = masks_to_signed_onehot(batchdata["labeled"][self.label_key].to(device, **kw), self._g.label_channels)
+        # plain tensors: a MetaTensor routes every op of the networks through __torch_function__ (several times slower)
+        real_u = _plain(batchdata["unlabeled"][self.image_key]).to(device, **kw).float()
+        real_l = _plain(batchdata["labeled"][self.image_key]).to(device, **kw).float()
+        mask_l = _plain(batchdata["labeled"][self.label_key]).to(device, **kw)
+        mask_l = masks_to_signed_onehot(mask_l, self._g.label_channels)
         batch = real_u.shape[0]
         iteration = engine.state.iteration  # 1-based in Ignite
         engine.state.batch = batchdata
