@@ -1,0 +1,170 @@
+"""The mission's command, `python -m monai.bundle run training --config_file bundles/liver_ct/configs/train.json`,
+run for real in subprocesses with small overrides: outputs, metadata, a SIGKILL in mid-run and an exact resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from monai_semgan.data import write_phantom_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "bundles" / "liver_ct"
+SCHEMA = ROOT.parent / "shared" / "schemas" / "meta_schema_20240725.json"
+TINY = [
+    "--resolution",
+    "16",
+    "--z_dim",
+    "16",
+    "--w_dim",
+    "16",
+    "--mapping_layers",
+    "1",
+    "--channel_base",
+    "256",
+    "--channel_max",
+    "16",
+    "--joint_base_channels",
+    "4",
+    "--batch_size",
+    "2",
+    "--slices_per_volume",
+    "2",
+    "--iterations_per_epoch",
+    "2",
+    "--sample_interval",
+    "2",
+    "--label_mapping",
+    "chaos",
+]
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data")
+    write_phantom_dataset(out, num_cases=3, seed=4, modalities=("ct",), shape=(32, 32, 16), spacing=(12, 12, 24))
+    return out / "ct"
+
+
+def bundle_command(output_dir: Path, data: Path, iterations: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        str(BUNDLE / "configs" / "train.json"),
+        "--bundle_root",
+        str(BUNDLE),
+        "--output_dir",
+        str(output_dir),
+        "--dataset_dir",
+        str(data),
+        "--num_labeled",
+        "1",
+        "--iterations",
+        str(iterations),
+        *TINY,
+        *extra,
+    ]
+
+
+def run_bundle(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_metadata_verifies_offline() -> None:
+    if not SCHEMA.exists():
+        pytest.skip(f"schema copy not found at {SCHEMA}")
+    pytest.importorskip("jsonschema")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "verify_metadata",
+            "--meta_file",
+            str(BUNDLE / "configs/metadata.json"),
+            "--filepath",
+            str(SCHEMA),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0 and "metadata is verified with no error" in proc.stdout + proc.stderr
+
+
+def test_training_writes_checkpoints_model_logs_and_samples(small_data: Path, tmp_path: Path) -> None:
+    proc = run_bundle(bundle_command(tmp_path, small_data, 4))
+    assert "SemanticGAN training finished: 4 iterations" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint_2.pt", "checkpoint_4.pt"]
+    state = torch.load(tmp_path / "checkpoints" / "checkpoint_4.pt", weights_only=False)
+    assert {
+        "generator",
+        "generator_ema",
+        "image_discriminator",
+        "joint_discriminator",
+        "g_optimizer",
+        "d_image_optimizer",
+        "d_joint_optimizer",
+        "grad_scaler",
+        "trainer",
+    } <= set(state)
+    assert state["trainer"]["iteration"] == 4 and state["g_optimizer"]["state"]
+    model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    assert "const" in model and all(torch.isfinite(v).all() for v in model.values() if v.is_floating_point())
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tensorboard").iterdir())
+    assert (tmp_path / "samples" / "iter_0000004.png").stat().st_size > 0
+    assert (tmp_path / "split.json").exists()
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]  # no temporary files left behind
+
+
+def _params(path: Path) -> dict:
+    return torch.load(path, weights_only=False)["generator"]
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(small_data: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    run_bundle(bundle_command(straight, small_data, 8))
+
+    killed = tmp_path / "killed"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        bundle_command(killed, small_data, 8), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while not (killed / "checkpoints" / "checkpoint_4.pt").exists():
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    saved = sorted(int(p.stem.split("_")[1]) for p in (killed / "checkpoints").glob("checkpoint_*.pt"))
+    assert saved and max(saved) < 8
+
+    resumed = run_bundle(bundle_command(killed, small_data, 8))
+    assert f"resumed from {killed / 'checkpoints'}/checkpoint_{max(saved)}.pt" in resumed.stdout + resumed.stderr
+    final_a, final_b = straight / "checkpoints" / "checkpoint_8.pt", killed / "checkpoints" / "checkpoint_8.pt"
+    a, b = torch.load(final_a, weights_only=False), torch.load(final_b, weights_only=False)
+    assert b["trainer"]["iteration"] == 8 and b["trainer"]["images_seen"] == a["trainer"]["images_seen"]
+    for key in ("generator", "generator_ema", "joint_discriminator", "image_discriminator"):
+        for name, tensor in a[key].items():
+            torch.testing.assert_close(b[key][name], tensor, msg=f"{key}.{name}")
+    exp_a = a["g_optimizer"]["state"][0]["exp_avg_sq"]
+    torch.testing.assert_close(b["g_optimizer"]["state"][0]["exp_avg_sq"], exp_a)
