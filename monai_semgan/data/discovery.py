@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+import torch
 from monai.config import PathLike
 from monai.data import load_decathlon_datalist
 
@@ -326,9 +327,11 @@ def write_split(
         source: the data folder or datalist the cases came from.
 
     Returns:
-        the path written.
+        the path (written by rank 0 only under ``torch.distributed``).
     """
     path = Path(output_dir) / "split.json"
+    if torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return path
     write_json_atomic(
         {
             "source": str(source) if source is not None else None,

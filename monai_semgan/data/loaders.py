@@ -31,6 +31,7 @@ from monai.transforms import (
     Resized,
     SpatialPadd,
 )
+from torch.utils.data.distributed import DistributedSampler
 
 from monai_semgan.data.intensity import LIVER_WINDOW, CTWindowd, MRIPercentileNormalized
 from monai_semgan.data.labels import RemapLabelsd
@@ -247,15 +248,22 @@ def make_slice_loader(
         drop_last: drop an incomplete last batch (keeps batch statistics such as minibatch stddev stable), unless
             that would leave no batch at all.
 
+    Under ``torch.distributed`` each rank gets a ``DistributedSampler`` share of the slices.
+
     Returns:
         a MONAI ``DataLoader``.
     """
     dataset.volumes.transform.set_random_state(seed)
+    sampler = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # each rank draws its own share of the slices; PairedSliceLoader sets the sampler's epoch
+        sampler = DistributedSampler(dataset, shuffle=True, seed=seed, drop_last=False)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(seed),
-        drop_last=drop_last and len(dataset) >= batch_size,
+        drop_last=drop_last and len(dataset) // (sampler.num_replicas if sampler else 1) >= batch_size,
     )

@@ -38,6 +38,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
+import torch
 from scipy import ndimage
 
 __all__ = [
@@ -360,12 +361,18 @@ def resolve_dataset_dir(
     root = Path(output_dir) / "phantom"
     marker = root / "phantom.json"
     params = {"num_cases": num_cases, "seed": seed, "modalities": ["ct", "mri"]}
-    if not (marker.exists() and json.loads(marker.read_text()) == params):
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    # under torch.distributed rank 0 writes and the other ranks wait for it
+    if (not distributed or torch.distributed.get_rank() == 0) and not (
+        marker.exists() and json.loads(marker.read_text()) == params
+    ):
         print(f"no dataset_dir given: writing {num_cases} synthetic phantom cases to {root}", flush=True)
         write_phantom_dataset(root, num_cases=num_cases, seed=seed)
         tmp = marker.with_suffix(".tmp")
         tmp.write_text(json.dumps(params))
         os.replace(tmp, marker)
+    if distributed:
+        torch.distributed.barrier()
     return root / modality
 
 

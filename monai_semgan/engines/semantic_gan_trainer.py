@@ -296,9 +296,11 @@ class SemanticGanTrainer(Trainer):
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
         self._step(self.d_joint_optimizer, total)
 
-        # 3. generator
+        # 3. generator; the discriminators are frozen here, so their DDP wrappers (which would wait for gradients to
+        # synchronise) are bypassed
         g.requires_grad_(True)
         d_joint.requires_grad_(False)
+        d_img, d_joint = _unwrap(d_img), _unwrap(d_joint)
         with self._autocast():
             gen_img, gen_lab = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
             loss_adv = logistic_generator_loss(d_img(gen_img).float())
@@ -322,12 +324,15 @@ class SemanticGanTrainer(Trainer):
         if self.pl_interval > 0 and iteration % self.pl_interval == 0 and self.pl_weight > 0:
             n = max(batch // self.pl_batch_shrink, 1)
             with self._autocast():
-                pl_img, _, ws = g(self._sample_z(n), mixing_prob=self.mixing_prob, return_ws=True)
+                pl_img, pl_lab, ws = g(self._sample_z(n), mixing_prob=self.mixing_prob, return_ws=True)
             penalty, length = self.path_length(pl_img.float(), ws)
             out["path_length_penalty"] = self._check("path-length penalty", penalty)
             out["path_length"] = float(length)
-            # pl_img[0, 0, 0, 0] * 0 keeps every output in the graph, as DDP expects
-            reg = penalty * (self.pl_weight * self.pl_interval) + pl_img[:, :, 0, 0].float().sum() * 0
+            # zero-weighted outputs keep every parameter (the label branch too) in the graph, as DDP expects
+            reg = (
+                penalty * (self.pl_weight * self.pl_interval)
+                + (pl_img[:, :, 0, 0].sum() + pl_lab[:, :, 0, 0].sum()) * 0
+            )
             self._step(self.g_optimizer, reg)
         g.requires_grad_(False)
 

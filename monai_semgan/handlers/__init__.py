@@ -21,9 +21,11 @@ from monai_semgan.handlers.checkpoint import (
 )
 from monai_semgan.handlers.progress import TrainingSummary, make_progress_bar
 from monai_semgan.handlers.sample_grid import SampleGridHandler, overlay_grid
+from monai_semgan.handlers.summary_writer import NullSummaryWriter, rank_zero_summary_writer
 
 __all__ = [
     "GeneratorExporter",
+    "NullSummaryWriter",
     "ResumeFromCheckpoint",
     "SampleGridHandler",
     "TrainingSummary",
@@ -31,5 +33,6 @@ __all__ = [
     "make_checkpointer",
     "make_progress_bar",
     "overlay_grid",
+    "rank_zero_summary_writer",
     "save_atomic",
 ]

@@ -168,3 +168,49 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(small_data: Path, tmp_
             torch.testing.assert_close(b[key][name], tensor, msg=f"{key}.{name}")
     exp_a = a["g_optimizer"]["state"][0]["exp_avg_sq"]
     torch.testing.assert_close(b["g_optimizer"]["state"][0]["exp_avg_sq"], exp_a)
+
+
+def test_two_process_ddp_on_gloo(small_data: Path, tmp_path: Path) -> None:
+    """`torchrun` with two CPU processes (gloo): both ranks finish, rank 0 alone writes the outputs."""
+    configs = f"['{BUNDLE / 'configs/train.json'}','{BUNDLE / 'configs/multi_gpu_train.json'}']"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "monai.bundle",
+        "run",
+        "training",
+        "--config_file",
+        configs,
+        "--bundle_root",
+        str(BUNDLE),
+        "--output_dir",
+        str(tmp_path),
+        "--dataset_dir",
+        str(small_data),
+        "--num_labeled",
+        "1",
+        "--iterations",
+        "4",
+        *TINY,
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("SemanticGAN training finished: 4 iterations") == 1  # rank 0 reports
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint_2.pt", "checkpoint_4.pt"]
+    assert len(list((tmp_path / "tensorboard").iterdir())) == 1  # one event file: rank 1 wrote no log
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoints",
+        "models",
+        "samples",
+        "split.json",
+        "tensorboard",
+    ]
+    state = torch.load(tmp_path / "checkpoints" / "checkpoint_4.pt", weights_only=False)
+    assert not any(k.startswith("module.") for k in state["generator"])  # saved unwrapped, loadable without DDP
