@@ -24,9 +24,7 @@ Layouts recognised by :func:`discover_cases`:
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ import torch
 from monai.config import PathLike
 from monai.data import load_decathlon_datalist
 
+from monai_semgan.atomic_write import atomic_path
 from monai_semgan.data.sitk_reader import list_dicom_series
 
 __all__ = [
@@ -70,16 +69,8 @@ def write_json_atomic(data: Any, path: PathLike) -> None:
         data: JSON-serialisable data.
         path: destination (its folder is created).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
 
 
 def convert_chaos_case(dicom_dir: PathLike, ground_dir: PathLike, out_dir: PathLike, case_id: str) -> dict[str, str]:
@@ -143,14 +134,8 @@ def convert_chaos_case(dicom_dir: PathLike, ground_dir: PathLike, out_dir: PathL
     label.CopyInformation(image)
     out.mkdir(parents=True, exist_ok=True)
     for img, path in ((image, image_path), (label, label_path)):
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.", suffix=".nii.gz")
-        os.close(fd)
-        try:
-            sitk.WriteImage(img, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path, suffix=".nii.gz") as tmp:
+            sitk.WriteImage(img, str(tmp))
     return {"image": str(image_path), "label": str(label_path)}
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +39,8 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 from scipy import ndimage
+
+from monai_semgan.atomic_write import atomic_dir, atomic_path
 
 __all__ = [
     "PHANTOM_LABELS",
@@ -218,20 +219,13 @@ def generate_phantom_case(
 
 
 def _atomic_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".nii.gz")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".nii.gz") as tmp:
         nib.save(nib.Nifti1Image(array, affine), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _write_dicom_series(array: np.ndarray, affine: np.ndarray, folder: Path, modality: str, seed: int) -> None:
     """One DICOM file per axial slice, written to a temporary folder that is renamed into place."""
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with atomic_dir(folder) as tmp:
         # nibabel/RAS (x, y, z) to SimpleITK's LPS, (z, y, x) array order
         image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)).astype(np.int16))
         spacing = np.abs(np.diag(affine)[:3])
@@ -265,12 +259,6 @@ def _write_dicom_series(array: np.ndarray, affine: np.ndarray, folder: Path, mod
                 piece.SetMetaData(tag, value)
             writer.SetFileName(str(tmp / f"slice_{k + 1:04d}.dcm"))
             writer.Execute(piece)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()
 
 
 def write_phantom_dataset(
@@ -323,10 +311,6 @@ def write_phantom_dataset(
                 _atomic_nifti(case.ct if modality == "ct" else case.mri, case.affine, image_path)
             else:
                 image_path = folder / f"image_{n}"
-                if image_path.exists():
-                    for f in image_path.iterdir():
-                        f.unlink()
-                    image_path.rmdir()
                 _write_dicom_series(array, case.affine, image_path, "CT" if modality == "ct" else "MR", n)
             datalists[modality].append({"image": str(image_path), "label": str(label_path)})
     return datalists
@@ -368,9 +352,8 @@ def resolve_dataset_dir(
     ):
         print(f"no dataset_dir given: writing {num_cases} synthetic phantom cases to {root}", flush=True)
         write_phantom_dataset(root, num_cases=num_cases, seed=seed)
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(params))
-        os.replace(tmp, marker)
+        with atomic_path(marker) as tmp:
+            tmp.write_text(json.dumps(params))
     if distributed:
         torch.distributed.barrier()
     return root / modality

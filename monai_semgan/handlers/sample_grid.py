@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from PIL import Image
+
+from monai_semgan.atomic_write import atomic_path
 
 __all__ = ["SampleGridHandler", "overlay_grid"]
 
@@ -106,14 +107,8 @@ class SampleGridHandler:
         iteration = engine.state.iteration
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / f"iter_{iteration:07d}.png"
-        fd, tmp = tempfile.mkstemp(dir=self.output_dir, prefix=".grid.", suffix=".png")
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".png") as tmp:
             Image.fromarray(grid).save(tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         self.last_path = path
         if self.writer is not None:
             self.writer.add_image("samples/image_and_label", grid, iteration, dataformats="HWC")

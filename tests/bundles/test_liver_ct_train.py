@@ -79,7 +79,9 @@ def bundle_command(output_dir: Path, data: Path, iterations: int, *extra: str) -
 
 def run_bundle(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout, env=env, cwd=ROOT
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -100,7 +102,8 @@ def test_metadata_verifies_offline() -> None:
             str(SCHEMA),
         ],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=120,
         cwd=ROOT,
     )
@@ -200,7 +203,7 @@ def test_two_process_ddp_on_gloo(small_data: Path, tmp_path: Path) -> None:
         *TINY,
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=600, env=env, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count("SemanticGAN training finished: 4 iterations") == 1  # rank 0 reports
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint_2.pt", "checkpoint_4.pt"]

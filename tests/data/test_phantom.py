@@ -75,7 +75,8 @@ def test_command_line(tmp_path: Path) -> None:
             "16",
         ],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=120,
         check=True,
     )

@@ -68,7 +68,7 @@ def test_nvcc_compiles(source: Path, tmp_path: Path) -> None:
         "-gencode",
         "arch=compute_90,code=sm_90",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=300)
     assert proc.returncode == 0, f"nvcc failed on {source.name}:\n{proc.stderr}"
     assert (tmp_path / f"{source.stem}.o").stat().st_size > 0
 
@@ -190,7 +190,9 @@ def test_build_timeout_kills_the_compilers(cache_dir: Path) -> None:
     build_dir = cuda_build_dir("8.0;9.0")
     assert not (build_dir / "build.lock").exists()
     time.sleep(0.5)
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    ps = subprocess.run(
+        ["ps", "-eo", "args"], capture_output=True, encoding="utf-8", errors="replace", check=True
+    ).stdout
     assert build_dir.name not in ps  # no compiler of this build is left running
 
 
@@ -215,7 +217,9 @@ def test_import_never_compiles(tmp_path: Path) -> None:
         "ops.upfirdn2d(x, ops.setup_kernel([1, 3, 3, 1]), up=2, padding=(2, 1, 2, 1))\n"
         "ops.bias_act(x, torch.zeros(2), act='lrelu')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert list(tmp_path.iterdir()) == []
 
