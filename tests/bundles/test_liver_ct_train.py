@@ -217,3 +217,18 @@ def test_two_process_ddp_on_gloo(small_data: Path, tmp_path: Path) -> None:
     ]
     state = torch.load(tmp_path / "checkpoints" / "checkpoint_4.pt", weights_only=False)
     assert not any(k.startswith("module.") for k in state["generator"])  # saved unwrapped, loadable without DDP
+
+
+def test_paper_override_builds_the_paper_networks() -> None:
+    """train.json + train_paper.json resolve to the paper's 256 x 256 model (checked without training)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE / "configs/train.json"), str(BUNDLE / "configs/train_paper.json")])
+    parser["bundle_root"] = str(BUNDLE)
+    g = parser.get_parsed_content("generator_def")
+    assert g.resolution == 256 and g.num_ws == 14 and g.w_dim == 512 and len(g.mapping.layers) == 8
+    assert [g.channels(2**i) for i in range(2, 9)] == [512, 512, 512, 512, 512, 256, 128]
+    d = parser.get_parsed_content("joint_discriminator_def")
+    assert d.scales[0].layers[0][0].out_channels == 64 and len(d.scales) == 3
+    assert parser.get_parsed_content("batch_size") == 16 and parser.get_parsed_content("labeled_batch_size") == 16
