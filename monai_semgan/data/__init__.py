@@ -12,6 +12,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from monai_semgan.data.discovery import (
     CHAOS_PNG_CLASSES,
     convert_chaos_case,
@@ -29,10 +32,20 @@ from monai_semgan.data.loaders import (
     make_slice_loader,
     volume_transforms,
 )
-from monai_semgan.data.phantom import PHANTOM_LABELS, generate_phantom_case, resolve_dataset_dir, write_phantom_dataset
 from monai_semgan.data.sitk_reader import SimpleITKReader, list_dicom_series
 from monai_semgan.data.slices import AxialSliceStatsd, RandAxialSliced, axial_slices, body_slice_mask, stack_slices
 from monai_semgan.data.validation import CheckVolumed
+
+# The phantom module is also a command (`python -m monai_semgan.data.phantom`); importing it here eagerly would make
+# runpy warn that it was imported before being run, so its names are resolved on first access.
+_PHANTOM_NAMES = ("PHANTOM_LABELS", "generate_phantom_case", "resolve_dataset_dir", "write_phantom_dataset")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PHANTOM_NAMES:
+        return getattr(importlib.import_module("monai_semgan.data.phantom"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CHAOS_PNG_CLASSES",
