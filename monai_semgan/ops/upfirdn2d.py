@@ -123,32 +123,31 @@ def _upfirdn2d_ref_2d(x: torch.Tensor, kernel: torch.Tensor, up: tuple, down: tu
     return F.conv2d(x, weight, stride=(downy, downx), groups=c)
 
 
-def _upfirdn2d_ref(x: torch.Tensor, kernel: torch.Tensor, up: tuple, down: tuple, pad: tuple) -> torch.Tensor:
-    # a separable kernel still runs as one 2-D depthwise pass: on CPU one pass over a 4 x 4 kernel beats two passes
-    # over 4 x 1 and 1 x 4 (measured ~1.3x forward, ~1.3x double backward at 16 x 128 x 64 x 64)
-    kernel2d = torch.outer(kernel, kernel) if kernel.ndim == 1 else kernel
-    return _upfirdn2d_ref_2d(x, kernel2d, up, down, pad)
-
-
-class _Upfirdn2dCuda(torch.autograd.Function):
-    """CUDA upfirdn2d whose backward is another upfirdn2d (flipped kernel, up and down swapped), so every order of
-    derivative is available."""
+class _Upfirdn2dFunction(torch.autograd.Function):
+    """upfirdn2d (CUDA kernel or PyTorch reference) whose backward is another upfirdn2d of the same implementation:
+    flipped kernel, up and down swapped, adjoint padding. Every order of derivative is available, and no gradient is
+    ever formed for the fixed FIR kernel (autograd through the reference's convolutions would compute one per channel
+    in every R1 and path-length step)."""
 
     @staticmethod
-    def forward(ctx, x, kernel, up, down, pad):  # type: ignore[override]
-        ext = cuda_ops_or_none()
+    def forward(ctx, x, kernel, up, down, pad, use_cuda):  # type: ignore[override]
+        # a separable kernel runs as one 2-D pass: on CPU one pass over 4 x 4 taps beats two over 4 x 1 and 1 x 4
         kernel2d = kernel if kernel.ndim == 2 else torch.outer(kernel, kernel)
-        y = ext.upfirdn2d(x, kernel2d.float().contiguous(), up[0], up[1], down[0], down[1], *pad)
+        if use_cuda:
+            ext = cuda_ops_or_none()
+            y = ext.upfirdn2d(x, kernel2d.float().contiguous(), up[0], up[1], down[0], down[1], *pad)
+        else:
+            y = _upfirdn2d_ref_2d(x, kernel2d, up, down, pad)
         ctx.save_for_backward(kernel)
-        ctx.config = (x.shape, up, down, pad)
+        ctx.config = (x.shape, up, down, pad, use_cuda)
         return y
 
     @staticmethod
     def backward(ctx, dy):  # type: ignore[override]
         (kernel,) = ctx.saved_tensors
-        shape, up, down, pad = ctx.config
+        shape, up, down, pad, use_cuda = ctx.config
         if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
+            return None, None, None, None, None, None
         kh, kw = (kernel.shape[0],) * 2 if kernel.ndim == 1 else kernel.shape
         h, w = shape[2], shape[3]
         out_w, out_h = dy.shape[3], dy.shape[2]
@@ -159,8 +158,8 @@ class _Upfirdn2dCuda(torch.autograd.Function):
             h * up[1] - out_h * down[1] + pad[2],
         )
         flipped = kernel.flip(list(range(kernel.ndim)))
-        dx = _Upfirdn2dCuda.apply(dy, flipped, down, up, grad_pad)
-        return dx, None, None, None, None
+        dx = _Upfirdn2dFunction.apply(dy, flipped, down, up, grad_pad, use_cuda)
+        return dx, None, None, None, None, None
 
 
 def _check_args(x: torch.Tensor, kernel: torch.Tensor, up: tuple, down: tuple, pad: tuple, impl: str | None) -> None:
@@ -221,12 +220,12 @@ def upfirdn2d(
         kernel = kernel * (gain**0.5 if kernel.ndim == 1 else gain)
     if impl != "ref" and x.is_cuda:
         if cuda_ops_or_none() is not None:
-            return _Upfirdn2dCuda.apply(x, kernel.to(x.device), up_, down_, pad_)
+            return _Upfirdn2dFunction.apply(x, kernel.to(x.device), up_, down_, pad_, True)
         if impl == "cuda":
             raise RuntimeError("impl='cuda' was requested but the CUDA extension is not available (see the warning).")
     elif impl == "cuda":
         raise ValueError("impl='cuda' needs x on a CUDA device.")
-    return _upfirdn2d_ref(x, kernel.to(x.device), up_, down_, pad_)
+    return _Upfirdn2dFunction.apply(x, kernel.to(x.device, x.dtype), up_, down_, pad_, False)
 
 
 def upsample2d(
