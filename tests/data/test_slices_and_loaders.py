@@ -131,3 +131,16 @@ def test_slices_go_back_to_the_input_grid(shared_data: Path) -> None:
     np.testing.assert_allclose(inverted.affine.numpy(), nib.load(case["label"]).affine, atol=1e-4)
     overlap = (inverted[0].bool() & original).sum() * 2 / (inverted[0].bool().sum() + original.sum())
     assert float(overlap) > 0.85  # 122 x 101 -> 64 x 64 -> back by nearest neighbour loses boundary voxels
+
+
+def test_loaders_read_dicom_series_folders(tmp_path: Path) -> None:
+    """Cases whose images are DICOM series folders go through the same loaders (SimpleITK picked per path)."""
+    from monai_semgan.data import write_phantom_dataset
+
+    lists = write_phantom_dataset(tmp_path, 2, 0, ("ct",), "dicom", (32, 32, 16), (12.0, 12.0, 24.0))
+    cases = discover_cases(tmp_path / "ct")
+    assert [Path(c["image"]).is_dir() for c in cases] == [True, True]
+    assert [c["image"] for c in cases] == [x["image"] for x in lists["ct"]]
+    batch = next(iter(make_slice_loader(make_slice_dataset(cases, "ct", 16, True, label_mapping="chaos"), 4)))
+    assert batch["image"].shape == (4, 1, 16, 16) and float(batch["image"].min()) >= -1.0
+    assert set(torch.unique(batch["label"]).tolist()) <= {0, 1}
