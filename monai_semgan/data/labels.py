@@ -16,13 +16,15 @@ values become which model class, so nothing is assumed.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
+
+from monai_semgan.data.loading import source_filename
 
 __all__ = ["LABEL_MAPS", "RemapLabelsd"]
 
@@ -33,11 +35,6 @@ LABEL_MAPS: dict[str, dict[int, int]] = {
     "chaos_png": {0: 0, 63: 1, 126: 0, 189: 0, 252: 0},  # CHAOS ground-truth PNGs
     "totalseg": {5: 1},  # liver in TotalSegmentator's "total" and "total_mr" maps; use others=0
 }
-
-
-def _filename(data: Mapping, key: Hashable) -> str:
-    meta = getattr(data[key], "meta", None) or data.get(f"{key}_meta_dict", {})
-    return str(meta.get("filename_or_obj", key)) if isinstance(meta, Mapping) else str(key)
 
 
 class RemapLabelsd(MapTransform):
@@ -79,7 +76,7 @@ class RemapLabelsd(MapTransform):
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = self._remap(d[key], _filename(d, key))
+            d[key] = self._remap(d[key], source_filename(d, key))
         return d
 
     def _remap(self, label: torch.Tensor | np.ndarray, filename: str) -> torch.Tensor | np.ndarray:

@@ -18,7 +18,7 @@ NIfTI files go through MONAI's nibabel reader; DICOM series folders and other fo
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 
 from monai.config import KeysCollection
@@ -26,7 +26,13 @@ from monai.transforms import LoadImage, MapTransform
 
 from monai_semgan.data.sitk_reader import SimpleITKReader
 
-__all__ = ["LoadVolumed", "unwrap_transform_error"]
+__all__ = ["LoadVolumed", "source_filename", "unwrap_transform_error"]
+
+
+def source_filename(data: Mapping, key: Hashable) -> str:
+    """The file a loaded item came from (its MetaTensor's ``filename_or_obj``), or the key when unknown; for errors."""
+    meta = getattr(data[key], "meta", None) or data.get(f"{key}_meta_dict", {})
+    return str(meta.get("filename_or_obj", key)) if isinstance(meta, Mapping) else str(key)
 
 
 def unwrap_transform_error(err: BaseException) -> BaseException:

@@ -19,7 +19,7 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
-from monai_semgan.data.labels import _filename
+from monai_semgan.data.loading import source_filename
 
 __all__ = ["CheckVolumed"]
 
@@ -55,15 +55,15 @@ class CheckVolumed(MapTransform):
         d = dict(data)
         image_key = None
         for key in self.key_iterator(d):
-            self._check_volume(d[key], _filename(d, key))
+            self._check_volume(d[key], source_filename(d, key))
             array = d[key]
             if not bool(torch.isfinite(torch.as_tensor(array)).all()):
-                raise ValueError(f"{_filename(d, key)}: image holds NaN or infinite voxels.")
+                raise ValueError(f"{source_filename(d, key)}: image holds NaN or infinite voxels.")
             image_key = image_key or key
         for key in self.label_keys:
             if key not in d:
                 continue
-            name = _filename(d, key)
+            name = source_filename(d, key)
             self._check_volume(d[key], name)
             if image_key is None:
                 continue
@@ -71,12 +71,12 @@ class CheckVolumed(MapTransform):
             if tuple(image.shape[1:]) != tuple(label.shape[1:]):
                 raise ValueError(
                     f"{name}: label shape {tuple(label.shape[1:])} differs from image shape {tuple(image.shape[1:])} "
-                    f"({_filename(d, image_key)})."
+                    f"({source_filename(d, image_key)})."
                 )
             a, b = getattr(image, "affine", None), getattr(label, "affine", None)
             if a is not None and b is not None and not np.allclose(np.asarray(a), np.asarray(b), atol=self.affine_atol):
                 raise ValueError(
-                    f"{name}: label affine differs from the image's ({_filename(d, image_key)}):\n"
+                    f"{name}: label affine differs from the image's ({source_filename(d, image_key)}):\n"
                     f"{np.asarray(b).round(3)}\nvs\n{np.asarray(a).round(3)}"
                 )
         return d

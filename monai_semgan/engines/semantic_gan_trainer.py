@@ -34,6 +34,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from ignite.engine import Events
 from monai.data import MetaTensor
 from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
@@ -210,18 +211,12 @@ class SemanticGanTrainer(Trainer):
         self.grad_scaler = torch.amp.GradScaler("cuda", enabled=self.amp and amp_dtype == torch.float16)
         self.images_seen = 0
 
-        from ignite.engine import Events
-
         @self.on(Events.EPOCH_STARTED)
         def _seed_epoch(engine: SemanticGanTrainer) -> None:
             data_loader.set_epoch(engine.state.epoch)
 
         if handlers is not None:
             self._register_handlers(handlers)
-
-    def run(self) -> None:  # type: ignore[override]
-        """Train; continues from the current state when called again or after loading a checkpoint."""
-        Trainer.run(self)
 
     @property
     def _g(self) -> nn.Module:
