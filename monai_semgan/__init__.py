@@ -10,8 +10,9 @@
 # limitations under the License.
 """monai-semgan: SemanticGAN (joint image-label StyleGAN2) for semi-supervised, out-of-domain medical segmentation.
 
-The package reads in the order data flows: ``ops`` and ``networks`` (the models), ``losses``, then the data, training,
-inversion, segmentation and serving modules as they arrive.
+The package reads in the order data flows: ``ops`` and ``networks`` (the models), ``losses``, ``data`` (load and
+transform), ``engines`` and ``handlers`` (train), ``inversion`` (embed images into W+), ``segmentation`` (segment
+volumes slice-wise).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ __version__ = "0.1.0"
 
 # Subpackages in data-flow order; imported on first attribute access, so `import monai_semgan` stays cheap and
 # bundle configs can write `$import monai_semgan` then `monai_semgan.data.discover_cases(...)`.
-_SUBPACKAGES = ("ops", "networks", "losses", "data", "engines", "handlers")
+_SUBPACKAGES = ("ops", "networks", "losses", "data", "engines", "handlers", "inversion", "segmentation")
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -19,6 +19,7 @@ from monai_semgan.data.discovery import (
     CHAOS_PNG_CLASSES,
     convert_chaos_case,
     discover_cases,
+    read_split,
     split_cases,
     write_json_atomic,
     write_split,
@@ -32,9 +33,10 @@ from monai_semgan.data.loaders import (
     make_slice_loader,
     volume_transforms,
 )
+from monai_semgan.data.loading import LoadVolumed, source_filename, unwrap_transform_error
 from monai_semgan.data.sitk_reader import SimpleITKReader, list_dicom_series
 from monai_semgan.data.slices import AxialSliceStatsd, RandAxialSliced, axial_slices, body_slice_mask, stack_slices
-from monai_semgan.data.validation import CheckVolumed
+from monai_semgan.data.validation import CheckAxialSlicesd, CheckVolumed
 
 # The phantom module is also a command (`python -m monai_semgan.data.phantom`); importing it here eagerly would make
 # runpy warn that it was imported before being run, so its names are resolved on first access.
@@ -54,7 +56,9 @@ __all__ = [
     "PHANTOM_LABELS",
     "AxialSliceStatsd",
     "CTWindowd",
+    "CheckAxialSlicesd",
     "CheckVolumed",
+    "LoadVolumed",
     "MRIPercentileNormalized",
     "RandAxialSliced",
     "RemapLabelsd",
@@ -69,9 +73,12 @@ __all__ = [
     "list_dicom_series",
     "make_slice_dataset",
     "make_slice_loader",
+    "read_split",
     "resolve_dataset_dir",
+    "source_filename",
     "split_cases",
     "stack_slices",
+    "unwrap_transform_error",
     "volume_transforms",
     "write_json_atomic",
     "write_phantom_dataset",

@@ -42,6 +42,7 @@ __all__ = [
     "CHAOS_PNG_CLASSES",
     "convert_chaos_case",
     "discover_cases",
+    "read_split",
     "split_cases",
     "write_json_atomic",
     "write_split",
@@ -328,3 +329,32 @@ def write_split(
         path,
     )
     return path
+
+
+def read_split(path: PathLike) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Read the ``split.json`` a training run wrote (see :func:`write_split`), e.g. to train the encoder on the GAN's
+    labeled and unlabeled cases.
+
+    Args:
+        path: ``split.json``, or the run folder holding it.
+
+    Returns:
+        ``(labeled, unlabeled)``.
+
+    Raises:
+        FileNotFoundError: when the file does not exist (the GAN has not been trained into that folder).
+        ValueError: when the file is not a split written by :func:`write_split`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "split.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no split.json; run the GAN training (configs/train.json) into that folder.")
+    try:
+        split = json.loads(path.read_text())
+        labeled, unlabeled = list(split["labeled"]), list(split["unlabeled"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a split written by the training run ({err}).") from err
+    if not labeled:
+        raise ValueError(f"{path}: the split has no labeled case; the encoder's label loss needs at least one.")
+    return labeled, unlabeled

@@ -8,10 +8,11 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Train: the semi-supervised SemanticGAN engine and its paired labeled/unlabeled loader."""
+"""Train: the semi-supervised SemanticGAN engine, the encoder engine, and their paired labeled/unlabeled loader."""
 
 from __future__ import annotations
 
+from monai_semgan.engines.encoder_trainer import EncoderTrainer
 from monai_semgan.engines.paired_loader import PairedSliceLoader
 from monai_semgan.engines.semantic_gan_trainer import (
     NonFiniteLossError,
@@ -20,4 +21,11 @@ from monai_semgan.engines.semantic_gan_trainer import (
     masks_to_signed_onehot,
 )
 
-__all__ = ["NonFiniteLossError", "PairedSliceLoader", "SemanticGanTrainer", "lazy_adam", "masks_to_signed_onehot"]
+__all__ = [
+    "EncoderTrainer",
+    "NonFiniteLossError",
+    "PairedSliceLoader",
+    "SemanticGanTrainer",
+    "lazy_adam",
+    "masks_to_signed_onehot",
+]

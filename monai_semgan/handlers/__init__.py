@@ -13,19 +13,20 @@
 from __future__ import annotations
 
 from monai_semgan.handlers.checkpoint import (
-    GeneratorExporter,
+    ModelExporter,
     ResumeFromCheckpoint,
     latest_checkpoint,
     make_checkpointer,
     save_atomic,
 )
 from monai_semgan.handlers.progress import TrainingSummary, make_progress_bar
-from monai_semgan.handlers.sample_grid import SampleGridHandler, overlay_grid
+from monai_semgan.handlers.sample_grid import ReconstructionGridHandler, SampleGridHandler, overlay_grid
 from monai_semgan.handlers.summary_writer import NullSummaryWriter, rank_zero_summary_writer
 
 __all__ = [
-    "GeneratorExporter",
+    "ModelExporter",
     "NullSummaryWriter",
+    "ReconstructionGridHandler",
     "ResumeFromCheckpoint",
     "SampleGridHandler",
     "TrainingSummary",

@@ -30,7 +30,7 @@ from ignite.handlers import Checkpoint, DiskSaver
 
 from monai_semgan.atomic_write import atomic_path
 
-__all__ = ["GeneratorExporter", "ResumeFromCheckpoint", "latest_checkpoint", "make_checkpointer", "save_atomic"]
+__all__ = ["ModelExporter", "ResumeFromCheckpoint", "latest_checkpoint", "make_checkpointer", "save_atomic"]
 
 _PATTERN = re.compile(r"^checkpoint_(\d+)\.pt$")
 
@@ -134,19 +134,19 @@ class ResumeFromCheckpoint:
         engine.logger.info(f"resumed from {path} at iteration {engine.state.iteration}")
 
 
-class GeneratorExporter:
-    """Write the EMA generator's weights for inference (``models/model.pt``) atomically, every ``interval`` epochs and
-    at the end of training.
+class ModelExporter:
+    """Write a network's weights for inference (``models/model.pt``) atomically, every ``interval`` epochs and at the
+    end of training: the EMA generator after GAN training, the segmenter (encoder + generator) after encoder training.
 
     Args:
         path: destination file.
-        generator: the module to export (its ``state_dict``).
+        model: the module to export (its ``state_dict``).
         interval: epochs between exports.
     """
 
-    def __init__(self, path: str | os.PathLike, generator: torch.nn.Module, interval: int = 1) -> None:
+    def __init__(self, path: str | os.PathLike, model: torch.nn.Module, interval: int = 1) -> None:
         self.path = Path(path)
-        self.generator = generator
+        self.model = model
         self.interval = interval
 
     def attach(self, engine: Engine) -> None:
@@ -157,4 +157,4 @@ class GeneratorExporter:
     def __call__(self, engine: Engine) -> None:
         if getattr(engine.state, "rank", 0) != 0:
             return
-        save_atomic(self.generator.state_dict(), self.path)
+        save_atomic(self.model.state_dict(), self.path)

@@ -25,26 +25,33 @@ __all__ = ["TrainingSummary", "make_progress_bar"]
 class _ProgressBarHandler:
     """Wraps Ignite's ``ProgressBar`` so it attaches like a MONAI handler (``handler.attach(engine)``)."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
+    def __init__(self, keys: Sequence[str], desc: str) -> None:
         self.keys = tuple(keys)
+        self.desc = desc
 
     def attach(self, engine: Engine) -> None:
         if getattr(engine.state, "rank", 0) != 0:
             return
-        bar = ProgressBar(persist=True, desc="SemanticGAN")
-        bar.attach(engine, output_transform=lambda out: {k: out[k] for k in self.keys if k in out})
+        bar = ProgressBar(persist=True, desc=self.desc)
+        bar.attach(
+            engine,
+            output_transform=lambda out: {k: out[k] for k in self.keys if k in out} if isinstance(out, dict) else {},
+        )
 
 
-def make_progress_bar(keys: Sequence[str] = ("loss_d_image", "loss_d_joint", "loss_g")) -> _ProgressBarHandler:
+def make_progress_bar(
+    keys: Sequence[str] = ("loss_d_image", "loss_d_joint", "loss_g"), desc: str = "SemanticGAN"
+) -> _ProgressBarHandler:
     """A progress bar (iteration, epoch, ETA) showing the given entries of ``engine.state.output``.
 
     Args:
-        keys: output entries to show.
+        keys: output entries to show (entries of a dict output; nothing for other outputs).
+        desc: the bar's label.
 
     Returns:
         a handler with ``attach``.
     """
-    return _ProgressBarHandler(keys)
+    return _ProgressBarHandler(keys, desc)
 
 
 class TrainingSummary:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from monai_semgan.atomic_write import atomic_path
 
-__all__ = ["SampleGridHandler", "overlay_grid"]
+__all__ = ["ReconstructionGridHandler", "SampleGridHandler", "overlay_grid"]
 
 _COLOURS = np.array(
     [[230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180], [70, 240, 240]], dtype=np.float32
@@ -112,4 +112,68 @@ class SampleGridHandler:
         self.last_path = path
         if self.writer is not None:
             self.writer.add_image("samples/image_and_label", grid, iteration, dataformats="HWC")
+            self.writer.flush()
+
+
+class ReconstructionGridHandler:
+    """Every ``interval`` iterations (and at the end) of encoder training, show how the encoder embeds real slices:
+    each real slice with its mask beside its reconstruction ``G(E(x))`` with the generated label, saved as
+    ``samples/recon_<iteration>.png`` and to TensorBoard.
+
+    Args:
+        segmenter: a :class:`~monai_semgan.segmentation.SemanticSegmenter` (its encoder and generator are used).
+        output_dir: folder of the PNG files.
+        batch_key: which batch of the paired batch to show (``"labeled"`` shows the real masks too).
+        num_samples: slices in the grid (the first of the current batch).
+        interval: iterations between grids.
+        summary_writer: a TensorBoard ``SummaryWriter``, or ``None``.
+    """
+
+    def __init__(
+        self,
+        segmenter: torch.nn.Module,
+        output_dir: str | os.PathLike,
+        batch_key: str = "labeled",
+        num_samples: int = 8,
+        interval: int = 100,
+        summary_writer=None,
+    ) -> None:
+        self.segmenter = segmenter
+        self.output_dir = Path(output_dir)
+        self.batch_key = batch_key
+        self.num_samples = num_samples
+        self.interval = interval
+        self.writer = summary_writer
+        self.last_path: Path | None = None
+
+    def attach(self, engine: Engine) -> None:
+        """Draw on ``ITERATION_COMPLETED(every=interval)`` and ``COMPLETED``."""
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self)
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    @torch.no_grad()
+    def __call__(self, engine: Engine) -> None:
+        if getattr(engine.state, "rank", 0) != 0 or engine.state.batch is None:
+            return
+        batch = engine.state.batch[self.batch_key]
+        device = next(self.segmenter.parameters()).device
+        real = torch.as_tensor(batch["image"][: self.num_samples]).float().to(device)
+        ws = self.segmenter.encoder(real)
+        fake, logits = self.segmenter.generator.synthesis(ws, noise_mode="const")
+        if "label" in batch:
+            real_labels = (torch.as_tensor(batch["label"][: self.num_samples]).to(device) > 0).float() * 2 - 1
+        else:
+            real_labels = torch.full_like(logits, -1.0)
+        # real and reconstruction side by side, row by row
+        images = torch.stack([real, fake], dim=1).flatten(0, 1)
+        labels = torch.stack([real_labels.to(logits.dtype), logits], dim=1).flatten(0, 1)
+        grid = overlay_grid(images, labels, columns=2)
+        iteration = engine.state.iteration
+        path = self.output_dir / f"recon_{iteration:07d}.png"
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, suffix=".png") as tmp:
+            Image.fromarray(grid).save(tmp)
+        self.last_path = path
+        if self.writer is not None:
+            self.writer.add_image("encoder/real_vs_reconstruction", grid, iteration, dataformats="HWC")
             self.writer.flush()

@@ -225,7 +225,11 @@ def upfirdn2d(
             raise RuntimeError("impl='cuda' was requested but the CUDA extension is not available (see the warning).")
     elif impl == "cuda":
         raise ValueError("impl='cuda' needs x on a CUDA device.")
-    return _Upfirdn2dFunction.apply(x, kernel.to(x.device, x.dtype), up_, down_, pad_, False)
+    kernel = kernel.to(x.device, x.dtype)
+    if torch.jit.is_tracing():
+        # TorchScript cannot save a Python autograd Function; traced graphs (exported models) only run forward
+        return _upfirdn2d_ref_2d(x, kernel if kernel.ndim == 2 else torch.outer(kernel, kernel), up_, down_, pad_)
+    return _Upfirdn2dFunction.apply(x, kernel, up_, down_, pad_, False)
 
 
 def upsample2d(

@@ -1,0 +1,175 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Training of the W+ encoder against the frozen generator, as an Ignite engine built on ``monai.engines.Trainer``.
+
+Per iteration, the encoder embeds a batch of unlabeled images and a batch of labeled pairs; the frozen generator
+(constant noise, as at test time) renders them back. Unlabeled: MSE + 10 x perceptual on the image. Labeled: the same
+plus Dice + cross-entropy between the generated label logits and the real mask, so that the latent the encoder finds is
+one whose label output is right, not only its image.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+from ignite.engine import Events
+from monai.engines import Trainer
+from monai.engines.utils import IterationEvents
+from monai.losses import DiceCELoss
+
+from monai_semgan.engines.paired_loader import PairedSliceLoader
+from monai_semgan.engines.semantic_gan_trainer import NonFiniteLossError, _plain, _unwrap
+
+__all__ = ["EncoderTrainer"]
+
+
+class EncoderTrainer(Trainer):
+    """Encoder trainer (generator frozen).
+
+    Args:
+        device: training device.
+        max_epochs: epochs; an epoch is ``data_loader``'s ``epoch_length`` iterations.
+        data_loader: a :class:`PairedSliceLoader`.
+        encoder: :class:`~monai_semgan.networks.LatentEncoder` (optionally DDP-wrapped).
+        generator: the trained :class:`~monai_semgan.networks.SemanticGenerator` (EMA weights); never updated.
+        optimizer: the encoder's optimizer.
+        perceptual: a module mapping an image pair to per-sample distances (see
+            :func:`~monai_semgan.inversion.make_perceptual`), or ``None``.
+        image_key: key of images in both batches.
+        label_key: key of masks in the labeled batch.
+        mse_weight: weight of the pixel MSE.
+        perceptual_weight: weight of the perceptual term (10 in the paper).
+        label_weight: weight of Dice + cross-entropy on labeled pairs.
+        amp: mixed precision on CUDA; ignored on CPU.
+        handlers: Ignite / MONAI handlers to attach.
+
+    Raises:
+        ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader` or the encoder does not fit the generator.
+    """
+
+    def __init__(
+        self,
+        device: torch.device | str,
+        max_epochs: int,
+        data_loader: PairedSliceLoader,
+        encoder: nn.Module,
+        generator: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        perceptual: nn.Module | None = None,
+        image_key: str = "image",
+        label_key: str = "label",
+        mse_weight: float = 1.0,
+        perceptual_weight: float = 10.0,
+        label_weight: float = 1.0,
+        amp: bool = False,
+        handlers: Sequence | None = None,
+    ) -> None:
+        if not isinstance(data_loader, PairedSliceLoader):
+            raise ValueError(f"data_loader must be a PairedSliceLoader, got {type(data_loader).__name__}.")
+        enc = _unwrap(encoder)
+        if (enc.num_ws, enc.w_dim, enc.resolution) != (generator.num_ws, generator.w_dim, generator.resolution):
+            raise ValueError("the encoder's resolution and W+ shape must match the generator's.")
+        device = torch.device(device)
+        super().__init__(
+            device=device,
+            max_epochs=max_epochs,
+            data_loader=data_loader,
+            epoch_length=data_loader.epoch_length,
+            handlers=None,
+            amp=amp and device.type == "cuda",
+            decollate=False,
+        )
+        self.encoder = encoder
+        self.generator = generator.eval().requires_grad_(False)
+        self.optimizer = optimizer
+        self.perceptual = perceptual.to(device) if perceptual is not None else None
+        self.image_key, self.label_key = image_key, label_key
+        self.mse_weight, self.perceptual_weight, self.label_weight = mse_weight, perceptual_weight, label_weight
+        binary = generator.label_channels == 1
+        self.label_loss = DiceCELoss(sigmoid=binary, softmax=not binary, to_onehot_y=not binary)
+
+        @self.on(Events.EPOCH_STARTED)
+        def _seed_epoch(engine: EncoderTrainer) -> None:
+            data_loader.set_epoch(engine.state.epoch)
+
+        if handlers is not None:
+            self._register_handlers(handlers)
+
+    def _check(self, name: str, value: torch.Tensor) -> float:
+        number = float(value.detach())
+        if not math.isfinite(number):
+            raise NonFiniteLossError(
+                f"{name} became {number} at iteration {self.state.iteration}; training stopped, the last checkpoint "
+                "is left as it was."
+            )
+        return number
+
+    def _reconstruction(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        ws = self.encoder(images)
+        fake, logits = self.generator.synthesis(ws, noise_mode="const")
+        mse = (fake.float() - images).square().mean()
+        perceptual = self.perceptual(fake.float(), images).mean() if self.perceptual is not None else mse.new_zeros(())
+        return mse, perceptual, logits.float(), fake
+
+    def _iteration(self, engine: EncoderTrainer, batchdata: dict[str, Any]) -> dict[str, float]:  # type: ignore[override]
+        device = engine.state.device
+        real_u = _plain(batchdata["unlabeled"][self.image_key]).to(device).float()
+        real_l = _plain(batchdata["labeled"][self.image_key]).to(device).float()
+        mask_l = _plain(batchdata["labeled"][self.label_key]).to(device).long()
+        engine.state.batch = batchdata
+        self.encoder.train()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
+            mse_u, perc_u, _, _ = self._reconstruction(real_u)
+            mse_l, perc_l, logits, _ = self._reconstruction(real_l)
+        engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        target = (mask_l > 0).float() if self.generator.label_channels == 1 else mask_l
+        loss_label = self.label_loss(logits, target)
+        loss_mse = (mse_u + mse_l) / 2
+        loss_perc = (perc_u + perc_l) / 2
+        loss = self.mse_weight * loss_mse + self.perceptual_weight * loss_perc + self.label_weight * loss_label
+        out = {
+            "loss": self._check("encoder loss", loss),
+            "loss_mse": self._check("MSE", loss_mse),
+            "loss_perceptual": self._check("perceptual loss", loss_perc),
+            "loss_label": self._check("label loss", loss_label),
+        }
+        engine.fire_event(IterationEvents.LOSS_COMPLETED)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        self.optimizer.step()
+        out["lr"] = self.optimizer.param_groups[0]["lr"]
+        engine.state.output = out
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """Ignite's state plus the random number generators' states, so a resumed run continues exactly."""
+        state = dict(super().state_dict())
+        state["torch_rng"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        """Restore what :meth:`state_dict` saved."""
+        state = dict(state_dict)
+        rng = state.pop("torch_rng", None)
+        if rng is not None:
+            torch.set_rng_state(rng)
+        cuda_rng = state.pop("cuda_rng", None)
+        if cuda_rng is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_rng)
+        super().load_state_dict(state)

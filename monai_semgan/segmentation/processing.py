@@ -1,0 +1,232 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""What happens to a volume around slice-wise segmentation: the inputs found under a path, the invertible
+preprocessing to the generator's grid, and the postprocessing that maps the logits back onto the input's grid and
+writes the mask."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from monai.data import NibabelWriter
+from monai.transforms import (
+    Activationsd,
+    AsDiscreted,
+    Compose,
+    CopyItemsd,
+    EnsureChannelFirstd,
+    EnsureTyped,
+    Invertd,
+    Orientationd,
+    Resized,
+    SaveImaged,
+)
+
+from monai_semgan.atomic_write import atomic_path
+from monai_semgan.data.discovery import discover_cases
+from monai_semgan.data.intensity import LIVER_WINDOW, CTWindowd, MRIPercentileNormalized
+from monai_semgan.data.labels import RemapLabelsd
+from monai_semgan.data.loaders import MODALITIES, SquareAxialPadd
+from monai_semgan.data.loading import LoadVolumed
+from monai_semgan.data.sitk_reader import list_dicom_series
+from monai_semgan.data.validation import CheckAxialSlicesd, CheckVolumed
+
+__all__ = [
+    "AtomicNibabelWriter",
+    "labeled_volumes",
+    "list_volumes",
+    "segmentation_postprocessing",
+    "segmentation_preprocessing",
+]
+
+_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+_NIFTI = (".nii", ".nii.gz")
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(_NIFTI)
+
+
+def list_volumes(path: str | os.PathLike, image_key: str = "image") -> list[dict[str, str]]:
+    """The volumes to segment under ``path``: a NIfTI file, a DICOM series folder, or a folder of NIfTI files and
+    DICOM series sub-folders (not recursive beyond that).
+
+    Args:
+        path: file or folder.
+        image_key: key of the image path in the returned dicts.
+
+    Returns:
+        ``[{image_key: path}, ...]`` sorted by name.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+        ValueError: when it is a file that is not NIfTI, or a folder with no volume in it.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: no such file or folder to segment.")
+    if root.is_file():
+        if not _is_nifti(root):
+            raise ValueError(f"{root}: expected a NIfTI file (.nii / .nii.gz) or a DICOM series folder.")
+        return [{image_key: str(root)}]
+    if list_dicom_series(root):
+        return [{image_key: str(root)}]
+    found = [p for p in sorted(root.iterdir()) if _is_nifti(p) or (p.is_dir() and list_dicom_series(p))]
+    if not found:
+        raise ValueError(f"{root}: no NIfTI file or DICOM series found in this folder.")
+    return [{image_key: str(p)} for p in found]
+
+
+def labeled_volumes(source: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> list[dict[str, str]]:
+    """The labeled cases of a data folder (``image_N`` / ``label_N`` pairs, imagesTr/labelsTr, LiTS, CHAOS) or a MONAI
+    datalist, for evaluation.
+
+    Args:
+        source: folder or datalist ``.json``.
+        cache_dir: conversion cache, needed for the raw CHAOS layout only.
+
+    Returns:
+        ``[{"image": ..., "label": ..., "case_id": ...}, ...]``.
+
+    Raises:
+        FileNotFoundError: when ``source`` does not exist.
+        ValueError: when it holds no labeled case.
+    """
+    cases = [c for c in discover_cases(source, cache_dir=cache_dir) if c.get("label")]
+    if not cases:
+        raise ValueError(f"{source}: no labeled case (image_N.nii.gz with label_N.nii.gz, or a datalist with labels).")
+    return cases
+
+
+def segmentation_preprocessing(
+    modality: str = "mri",
+    resolution: int = 64,
+    image_key: str = "image",
+    label_key: str | None = None,
+    label_values: Sequence[int] = (1,),
+    ct_window: Sequence[float] = LIVER_WINDOW,
+    mri_percentiles: Sequence[float] = (0.5, 99.5),
+) -> Compose:
+    """Load, check and bring a volume to the generator's grid, recording every step so ``Invertd`` can undo it.
+
+    Load (NIfTI or DICOM series) -> channel first -> checks (3-D, one channel, finite, not constant, axial slices;
+    label geometry) -> RAS -> intensity (CT window or MRI percentiles, to [-1, 1]) -> pad the axial plane to a square
+    -> resize it to ``resolution``. The label, if any, stays on the input's grid (Dice is measured there) and becomes
+    binary: 1 where its value is one of ``label_values``.
+
+    Args:
+        modality: ``"mri"`` or ``"ct"``.
+        resolution: the generator's resolution.
+        image_key: key of the image.
+        label_key: key of the reference label (evaluation), or ``None``.
+        label_values: label values that mean the structure (liver: 1 in CHAOS, 5 in TotalSegmentator).
+        ct_window: ``(level, width)`` in HU for CT.
+        mri_percentiles: ``(lower, upper)`` for MRI.
+
+    Returns:
+        the transform.
+
+    Raises:
+        ValueError: on an unknown modality.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
+    keys = [image_key] + ([label_key] if label_key else [])
+    transforms: list = [
+        LoadVolumed(keys),
+        EnsureChannelFirstd(keys),
+        CheckVolumed(image_key, label_keys=[label_key] if label_key else [], allow_constant=False),
+        CheckAxialSlicesd(image_key),
+        Orientationd(image_key, axcodes="RAS", labels=_RAS_LABELS),
+    ]
+    if modality == "ct":
+        transforms.append(CTWindowd(image_key, level=ct_window[0], width=ct_window[1]))
+    else:
+        transforms.append(MRIPercentileNormalized(image_key, lower=mri_percentiles[0], upper=mri_percentiles[1]))
+    transforms += [
+        SquareAxialPadd(image_key, value=-1.0),
+        # trilinear with anti-aliasing (depth unchanged): its inverse is a smooth upsampling of the probabilities
+        Resized(image_key, spatial_size=(resolution, resolution, -1), mode="trilinear", anti_aliasing=True),
+        EnsureTyped(image_key, dtype=torch.float32, track_meta=True),
+    ]
+    if label_key:
+        transforms.append(RemapLabelsd(label_key, {int(v): 1 for v in label_values}, others=0, num_classes=2))
+    return Compose(transforms)
+
+
+class AtomicNibabelWriter(NibabelWriter):
+    """MONAI's ``NibabelWriter`` writing to a temporary file beside the destination and renaming it, so a stopped run
+    never leaves half a mask; it refuses to write over the volume being segmented."""
+
+    def write(self, filename: str | os.PathLike, verbose: bool = False, **obj_kwargs) -> None:  # type: ignore[override]
+        """Write ``filename`` atomically (see ``NibabelWriter.write``).
+
+        Raises:
+            ValueError: when ``filename`` is the input volume itself.
+        """
+        path = Path(filename)
+        source = self.data_obj.meta.get("filename_or_obj") if hasattr(self.data_obj, "meta") else None
+        if source and path.exists() and path.resolve() == Path(str(source)).resolve():
+            raise ValueError(f"{path}: refusing to overwrite the input volume; choose another output_dir or postfix.")
+        suffix = ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
+        with atomic_path(path, suffix=suffix) as tmp:
+            super().write(str(tmp), verbose=verbose, **obj_kwargs)
+
+
+def segmentation_postprocessing(
+    preprocessing: Compose,
+    output_dir: str | os.PathLike,
+    label_channels: int = 1,
+    threshold: float = 0.5,
+    save_probabilities: bool = False,
+    image_key: str = "image",
+    pred_key: str = "pred",
+) -> Compose:
+    """Logits on the generator's grid -> probabilities -> the input's grid (``Invertd``) -> mask, written as
+    ``<name>_seg.nii.gz`` (uint8) with the input's shape and affine, and optionally ``<name>_prob.nii.gz``.
+
+    Args:
+        preprocessing: the transform returned by :func:`segmentation_preprocessing` (what ``Invertd`` undoes).
+        output_dir: output folder (created).
+        label_channels: the generator's label channels (1: sigmoid and ``threshold``; more: softmax and argmax).
+        threshold: foreground threshold on the probability (binary models).
+        save_probabilities: also write the probability map (float32; foreground for binary models).
+        image_key: key of the preprocessed image.
+        pred_key: key of the network output.
+
+    Returns:
+        the transform, applied to each decollated item.
+    """
+    binary = label_channels == 1
+    common = {
+        "output_dir": str(output_dir),
+        "separate_folder": False,
+        "resample": False,
+        "print_log": False,
+        "writer": AtomicNibabelWriter,
+    }
+    transforms: list = [
+        Activationsd(pred_key, sigmoid=binary, softmax=not binary),
+        Invertd(pred_key, transform=preprocessing, orig_keys=image_key, nearest_interp=False, to_tensor=True),
+    ]
+    if save_probabilities:
+        transforms += [
+            CopyItemsd(pred_key, names="probability"),
+            SaveImaged("probability", output_postfix="prob", output_dtype="float32", **common),
+        ]
+    transforms += [
+        AsDiscreted(pred_key, threshold=threshold) if binary else AsDiscreted(pred_key, argmax=True),
+        SaveImaged(pred_key, output_postfix="seg", output_dtype="uint8", **common),
+    ]
+    return Compose(transforms)
