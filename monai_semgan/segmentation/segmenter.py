@@ -72,13 +72,15 @@ class SemanticSegmenter(nn.Module):
         size = tuple(image.shape[2:])
         r = self.resolution
         x = image.float()
-        if size != (r, r):
+        # a traced (exported) model takes [N, C, R, R] only: shapes are fixed in the trace
+        resize = not torch.jit.is_tracing() and size != (r, r)
+        if resize:
             x = F.interpolate(x, size=(r, r), mode="area")
         if self.inverter.steps > 0:
             logits = self.inverter.invert(x).label_logits
         else:
             ws = self.encoder(x)
             _, logits = self.generator.synthesis(ws, noise_mode="const")
-        if size != (r, r):
+        if resize:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits

@@ -1,0 +1,253 @@
+"""The encoder, inference and evaluation commands of the liver_ct bundle, run for real on a tiny model trained in the
+fixture: `run training` with train_encoder.json, `run inference` on NIfTI files, folders and DICOM series, `run
+evaluating` with dice.csv, `ckpt_export` to TorchScript, and the bad inputs that must fail with nothing written."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from monai_semgan.data import write_phantom_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "bundles" / "liver_ct"
+CONFIGS = BUNDLE / "configs"
+SHARED = ROOT.parent / "shared" / "data"
+ARCH = [
+    "--resolution",
+    "16",
+    "--z_dim",
+    "16",
+    "--w_dim",
+    "16",
+    "--mapping_layers",
+    "1",
+    "--channel_base",
+    "256",
+    "--channel_max",
+    "16",
+]
+TRAIN = [
+    "--batch_size",
+    "2",
+    "--slices_per_volume",
+    "2",
+    "--iterations_per_epoch",
+    "2",
+    "--label_mapping",
+    "chaos",
+]
+
+
+def bundle(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "monai.bundle", *args, "--bundle_root", str(BUNDLE)]
+    proc = subprocess.run(
+        cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout, env=env, cwd=ROOT
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("phantom")
+    write_phantom_dataset(out, num_cases=3, seed=5, modalities=("ct", "mri"), shape=(40, 32, 16), spacing=(9, 9, 16))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, phantom: Path) -> dict[str, Path]:
+    """A GAN trained for 2 iterations, then its encoder for 4 (2 epochs), through the bundle commands."""
+    root = tmp_path_factory.mktemp("runs")
+    gan, enc = root / "train", root / "encoder"
+    bundle(
+        "run", "training", "--config_file", str(CONFIGS / "train.json"), "--output_dir", str(gan),
+        "--dataset_dir", str(phantom / "ct"), "--num_labeled", "1", "--iterations", "2",
+        "--joint_base_channels", "4", "--sample_interval", "2", *ARCH, *TRAIN,
+    )  # fmt: skip
+    proc = bundle(
+        "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(gan),
+        "--output_dir", str(enc), "--iterations", "4", *ARCH, *TRAIN,
+    )  # fmt: skip
+    return {"gan": gan, "encoder": enc, "model": enc / "models" / "model.pt", "log": proc.stdout + proc.stderr}
+
+
+def infer(trained: dict[str, Path], input_path: Path | str, output_dir: Path, *extra: str, check: bool = True):
+    return bundle(
+        "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(input_path),
+        "--output_dir", str(output_dir), "--model_path", str(trained["model"]), *ARCH, *extra, check=check,
+    )  # fmt: skip
+
+
+def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: dict[str, Path]) -> None:
+    enc = trained["encoder"]
+    assert "SemanticGAN training finished: 4 iterations" in trained["log"]
+    state = torch.load(trained["model"], weights_only=True)
+    assert any(k.startswith("encoder.") for k in state) and any(k.startswith("generator.") for k in state)
+    # the exported generator is the GAN's, untouched by encoder training
+    gan_state = torch.load(trained["gan"] / "models" / "model.pt", weights_only=True)
+    assert all(torch.equal(gan_state[k], state[f"generator.{k}"]) for k in gan_state)
+    assert (enc / "checkpoints" / "checkpoint_4.pt").exists()
+    assert sorted(p.name for p in (enc / "samples").glob("recon_*.png"))
+    assert any((enc / "tensorboard").iterdir())
+    encoder_before = {k: v for k, v in state.items() if k.startswith("encoder.")}
+    proc = bundle(
+        "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(trained["gan"]),
+        "--output_dir", str(enc), "--iterations", "6", *ARCH, *TRAIN,
+    )  # fmt: skip
+    assert "resumed from" in proc.stdout + proc.stderr and "checkpoint_4.pt" in proc.stdout + proc.stderr
+    assert (enc / "checkpoints" / "checkpoint_6.pt").exists()
+    after = torch.load(trained["model"], weights_only=True)
+    assert any(not torch.equal(encoder_before[k], after[k]) for k in encoder_before)
+
+
+def test_encoder_training_without_gan_run_names_the_missing_file(tmp_path: Path) -> None:
+    proc = bundle(
+        "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(tmp_path / "none"),
+        "--output_dir", str(tmp_path / "enc"), *ARCH, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert f"{tmp_path / 'none' / 'models' / 'model.pt'}: weights not found" in proc.stderr
+
+
+def test_inference_on_a_nifti_file_keeps_shape_and_affine(trained: dict[str, Path], phantom: Path, tmp_path) -> None:
+    source = phantom / "mri" / "image_1.nii.gz"
+    infer(trained, source, tmp_path, "--mode", "quick", "--save_probabilities", "true")
+    mask = nib.load(tmp_path / "image_1_seg.nii.gz")
+    prob = nib.load(tmp_path / "image_1_prob.nii.gz")
+    image = nib.load(source)
+    assert mask.shape == image.shape == prob.shape
+    np.testing.assert_allclose(mask.affine, image.affine, atol=1e-5)
+    assert mask.get_data_dtype() == np.uint8
+    assert set(np.unique(np.asarray(mask.dataobj))) <= {0, 1}
+    p = np.asarray(prob.dataobj)
+    assert p.min() >= 0 and p.max() <= 1
+    np.testing.assert_array_equal(np.asarray(mask.dataobj), (p > 0.5).astype(np.uint8))
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_inference_optimize_mode_on_a_folder(trained: dict[str, Path], phantom: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    infer(trained, phantom / "mri", out, "--mode", "optimize", "--optimize_steps", "3", "--slices_per_batch", "5")
+    names = sorted(p.name for p in out.iterdir())
+    # the folder holds images and labels; every NIfTI in it is a volume to segment
+    assert "image_1_seg.nii.gz" in names and "image_3_seg.nii.gz" in names
+    for name in ("image_1", "image_2", "image_3"):
+        assert nib.load(out / f"{name}_seg.nii.gz").shape == nib.load(phantom / "mri" / f"{name}.nii.gz").shape
+
+
+def test_inference_on_a_dicom_series(trained: dict[str, Path], tmp_path: Path) -> None:
+    series = SHARED / "totalseg" / "example_ct_dicom"
+    if not series.is_dir():
+        pytest.skip(f"{series} not available")
+    infer(trained, series, tmp_path, "--mode", "quick", "--modality", "ct")
+    mask = nib.load(tmp_path / "example_ct_dicom_seg.nii.gz")
+    assert mask.shape == (512, 512, 20)
+    # the same geometry MONAI's SimpleITK-free reader path gives for the series (RAS affine)
+    from monai_semgan.data import SimpleITKReader
+
+    reader = SimpleITKReader()
+    _, meta = reader.get_data(reader.read(str(series)))
+    np.testing.assert_allclose(mask.affine, meta["affine"], atol=1e-3)
+
+
+def test_evaluate_writes_per_case_dice(trained: dict[str, Path], phantom: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    proc = bundle(
+        "run", "evaluating", "--config_file", str(CONFIGS / "evaluate.json"), "--dataset_dir", str(phantom / "mri"),
+        "--output_dir", str(out), "--model_path", str(trained["model"]), "--mode", "quick", *ARCH,
+    )  # fmt: skip
+    rows = list(csv.DictReader((out / "dice.csv").open()))
+    assert [r["case"] for r in rows] == ["image_1", "image_2", "image_3", "mean", "std"]
+    dice = [float(r["dice"]) for r in rows[:3]]
+    assert all(0.0 <= d <= 1.0 for d in dice)
+    assert float(rows[3]["dice"]) == pytest.approx(np.mean(dice), abs=1e-4)
+    assert "image_2" in proc.stdout and "mean" in proc.stdout
+
+
+def test_ckpt_export_traces_quick_mode(trained: dict[str, Path], tmp_path: Path) -> None:
+    ts_path = tmp_path / "model.ts"
+    bundle(
+        "ckpt_export", "network_def", "--filepath", str(ts_path), "--ckpt_file", str(trained["model"]),
+        "--meta_file", str(CONFIGS / "metadata.json"), "--config_file", str(CONFIGS / "inference.json"),
+        "--mode", "quick", "--use_trace", "True", "--input_shape", "[1,1,16,16]", *ARCH,
+    )  # fmt: skip
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    parser.update({"mode": "quick", "model_path": str(trained["model"]), "resolution": 16, "z_dim": 16, "w_dim": 16})
+    parser.update({"mapping_layers": 1, "channel_base": 256, "channel_max": 16, "device": torch.device("cpu")})
+    net = parser.get_parsed_content("network")
+    exported = torch.jit.load(str(ts_path))
+    x = torch.rand(3, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), net(x))
+
+
+def _write(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    nib.save(nib.Nifti1Image(array, np.eye(4) if affine is None else affine), str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("2d", "3-D volume"),
+        ("4d", "one channel"),
+        ("constant", "constant image"),
+        ("not_axial", "not axial"),
+        ("sagittal", "not axial"),
+    ],
+)
+def test_bad_volumes_fail_with_the_file_named_and_nothing_written(
+    trained: dict[str, Path], tmp_path: Path, case: str, message: str
+) -> None:
+    rng = np.random.default_rng(0)
+    bad = tmp_path / f"{case}.nii.gz"
+    if case == "2d":
+        _write(bad, rng.random((32, 32)).astype(np.float32))
+    elif case == "4d":
+        _write(bad, rng.random((16, 16, 8, 3)).astype(np.float32))
+    elif case == "constant":
+        _write(bad, np.full((16, 16, 8), 7.0, np.float32))
+    elif case == "not_axial":
+        # an array stored slice-first ([D, H, W]) with an identity affine: 8 x 64 mm "axial" planes
+        _write(bad, rng.random((8, 64, 64)).astype(np.float32))
+    else:
+        # a sagittal acquisition: 6 mm along x, 1 mm in-plane
+        _write(bad, rng.random((10, 60, 60)).astype(np.float32), np.diag([6.0, 1.0, 1.0, 1.0]))
+    out = tmp_path / "out"
+    proc = infer(trained, bad, out, "--mode", "quick", check=False)
+    assert proc.returncode != 0
+    assert str(bad) in proc.stderr and message in proc.stderr, proc.stderr[-2000:]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_checkpoint_and_other_resolution_fail_clearly(trained: dict[str, Path], phantom, tmp_path) -> None:
+    source = phantom / "mri" / "image_1.nii.gz"
+    out = tmp_path / "out"
+    missing = tmp_path / "nope.pt"
+    proc = bundle(
+        "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
+        "--output_dir", str(out), "--model_path", str(missing), *ARCH, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and str(missing) in proc.stderr and "not found" in proc.stderr
+    other = [a if a != "16" or i != 1 else "32" for i, a in enumerate(ARCH)]
+    proc = bundle(
+        "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
+        "--output_dir", str(out), "--model_path", str(trained["model"]), *other, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert str(trained["model"]) in proc.stderr and "resolution 16" in proc.stderr and "built for 32" in proc.stderr
+    assert not out.exists() or not any(out.iterdir())
