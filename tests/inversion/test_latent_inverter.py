@@ -153,7 +153,7 @@ def test_noise_regularization_is_per_sample() -> None:
         torch.testing.assert_close(batched[i : i + 1], alone)
     # changing one sample changes only its own value
     changed = [m.clone() for m in maps]
-    changed[2][1] = torch.ones(1, 16, 16)
+    changed[3][1] = torch.ones(1, 16, 16)
     other = noise_regularization(changed)
     assert other[1] > batched[1] + 1.0
     torch.testing.assert_close(other[[0, 2]], batched[[0, 2]])
@@ -359,19 +359,23 @@ def test_without_early_stopping_every_step_runs() -> None:
 # ---------------------------------------------------------------- frozen networks and arguments
 
 
+def named_parameters(*modules: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(f"{i}.{name}", p) for i, m in enumerate(modules) for name, p in m.named_parameters()]
+
+
 def test_requires_grad_flags_are_restored() -> None:
     g = make_generator()
     e = make_encoder(g)
     g.mapping.requires_grad_(False)  # a mix of flags, as in encoder training where only some parts train
     e.head.requires_grad_(False)
-    flags = {name: p.requires_grad for name, p in [*g.named_parameters(), *e.named_parameters()]}
-    weights = {name: p.detach().clone() for name, p in [*g.named_parameters(), *e.named_parameters()]}
+    flags = {name: p.requires_grad for name, p in named_parameters(g, e)}
+    weights = {name: p.detach().clone() for name, p in named_parameters(g, e)}
     x = generated_images(g, 2)
     LatentInverter(g, e, steps=3).invert(x)
-    assert {name: p.requires_grad for name, p in [*g.named_parameters(), *e.named_parameters()]} == flags
+    assert {name: p.requires_grad for name, p in named_parameters(g, e)} == flags
     assert any(flags.values()) and not all(flags.values())
     # the networks are not trained by the inversion
-    for name, p in [*g.named_parameters(), *e.named_parameters()]:
+    for name, p in named_parameters(g, e):
         assert torch.equal(p, weights[name]), name
         assert p.grad is None, name
 

@@ -1,0 +1,194 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Inversion speed and Dice against optimization steps.
+
+Part 1, speed: seconds per volume for one CHAOS case (256 x 256 x ~36 slices) through the bundle's preprocessing, in
+quick mode (encoder only) and optimize mode, with every slice of the volume optimized together ("batched") against
+one slice at a time (the official code's way), same steps, in the same process; and how far apart the two results
+are (largest difference of the label probability, Dice between the two masks).
+
+Part 2, quality: 3-D Dice (on the input grid, as evaluate.json measures it) of the volumes of a labeled folder against
+the number of optimization steps, written as a CSV and plotted (``--plot``).
+
+    python benchmarks/inversion.py --model bundles/liver_ct/runs/encoder/models/model.pt \
+        --volume ../shared/data/chaos_t2spir/image_1.nii.gz --steps 100 \
+        --dice_dir ../shared/data/chaos_t2spir --dice_steps 0 25 50 100 200 \
+        --csv docs/figures/dice_vs_steps.csv --plot docs/figures/dice_vs_steps.png
+
+The architecture flags must match the model's (the bundle's defaults are the script's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import decollate_batch
+from monai.inferers import SliceInferer
+from monai.metrics import compute_dice
+from monai.transforms import Activationsd, AsDiscreted, Compose, Invertd
+
+from monai_semgan.networks import LatentEncoder, SemanticGenerator, load_network_weights
+from monai_semgan.segmentation import SemanticSegmenter, labeled_volumes, segmentation_preprocessing
+
+
+def build_segmenter(args: argparse.Namespace) -> SemanticSegmenter:
+    generator = SemanticGenerator(
+        args.resolution, 1, 1, args.z_dim, args.w_dim, args.mapping_layers, channel_base=args.channel_base,
+        channel_multiplier=args.channel_multiplier, channel_max=args.channel_max,
+    )  # fmt: skip
+    encoder = LatentEncoder(
+        args.resolution, generator.num_ws, args.w_dim, 1, channel_base=args.channel_base,
+        channel_multiplier=args.channel_multiplier, channel_max=args.channel_max,
+    )  # fmt: skip
+    net = SemanticSegmenter(generator, encoder, perceptual=args.perceptual)
+    if args.model:
+        load_network_weights(net, args.model)
+    return net.eval()
+
+
+def volume_slices(path: str, args: argparse.Namespace) -> torch.Tensor:
+    """The preprocessed axial slices of one volume, ``[D, 1, R, R]``."""
+    item = segmentation_preprocessing(args.modality, args.resolution)({"image": path})
+    return item["image"].as_tensor().permute(3, 0, 1, 2).contiguous()
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def speed(net: SemanticSegmenter, args: argparse.Namespace) -> dict:
+    x = volume_slices(args.volume, args)
+    inv = net.inverter
+    rows = {"volume": args.volume, "slices": int(x.shape[0]), "steps": args.steps}
+    with torch.no_grad():
+        rows["quick_s"], _ = timed(lambda: inv.invert(x, steps=0))
+    inv.chunk_size = x.shape[0]
+    rows["optimize_batched_s"], batched = timed(lambda: inv.invert(x, steps=args.steps))
+    # one slice at a time: time a subset and scale, as the per-slice cost is the same for every slice
+    n = min(args.single_slices, x.shape[0])
+    inv.chunk_size = 1
+    t_single, single = timed(lambda: inv.invert(x[:n], steps=args.steps))
+    rows["optimize_single_s"] = t_single * x.shape[0] / n
+    rows["single_slices_timed"] = n
+    rows["speedup"] = rows["optimize_single_s"] / rows["optimize_batched_s"]
+    pb = torch.sigmoid(batched.label_logits[:n])
+    ps = torch.sigmoid(single.label_logits)
+    rows["max_prob_diff"] = float((pb - ps).abs().max())
+    mb, ms = (pb > 0.5).float(), (ps > 0.5).float()
+    inter, total = float((mb * ms).sum()), float(mb.sum() + ms.sum())
+    rows["mask_agreement_dice"] = 1.0 if total == 0 else 2 * inter / total
+    return rows
+
+
+def dice_curve(net: SemanticSegmenter, args: argparse.Namespace) -> list[dict]:
+    cases = labeled_volumes(args.dice_dir)[: args.dice_cases or None]
+    pre = segmentation_preprocessing(args.modality, args.resolution, label_key="label", label_values=args.label_values)
+    post = Compose(
+        [
+            Activationsd("pred", sigmoid=True),
+            Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False, to_tensor=True),
+            AsDiscreted("pred", threshold=0.5),
+        ]
+    )
+    items = [pre(c) for c in cases]
+    rows = []
+    for steps in args.dice_steps:
+        net.inverter.steps = steps
+        net.inverter.chunk_size = 64
+        inferer = SliceInferer(roi_size=(args.resolution,) * 2, spatial_dim=2, sw_batch_size=64)
+        for case, item in zip(cases, items):
+            start = time.perf_counter()
+            with torch.no_grad():
+                logits = inferer(item["image"][None], net)
+            d = post(decollate_batch({"pred": logits, "image": item["image"][None]})[0] | {"label": item["label"]})
+            dice = float(compute_dice(d["pred"][None].float(), d["label"][None].float(), ignore_empty=False)[0, 0])
+            rows.append({"steps": steps, "case": Path(case["image"]).name, "dice": dice,
+                         "seconds": time.perf_counter() - start})  # fmt: skip
+            print(f"steps {steps:4d}  {rows[-1]['case']:<18} dice {dice:.4f}  {rows[-1]['seconds']:.1f} s", flush=True)
+    return rows
+
+
+def plot(rows: list[dict], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = sorted({r["steps"] for r in rows})
+    means = [np.mean([r["dice"] for r in rows if r["steps"] == s]) for s in steps]
+    stds = [np.std([r["dice"] for r in rows if r["steps"] == s]) for s in steps]
+    fig, ax = plt.subplots(figsize=(5, 3.4), dpi=120)
+    ax.errorbar(steps, means, yerr=stds, marker="o", capsize=3)
+    ax.set_xlabel("test-time optimization steps (0 = encoder only)")
+    ax.set_ylabel("3-D Dice per case (mean, std)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="", help="segmenter weights (train_encoder.json output); none: random")
+    parser.add_argument("--volume", default="../shared/data/chaos_t2spir/image_1.nii.gz")
+    parser.add_argument("--modality", default="mri")
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--single_slices", type=int, default=6, help="slices timed one at a time (then scaled)")
+    parser.add_argument("--perceptual", default="ssim")
+    parser.add_argument("--dice_dir", default="")
+    parser.add_argument("--dice_cases", type=int, default=0)
+    parser.add_argument("--dice_steps", type=int, nargs="+", default=[0, 25, 50, 100, 200])
+    parser.add_argument("--label_values", type=int, nargs="+", default=[1])
+    parser.add_argument("--csv", default="")
+    parser.add_argument("--plot", default="")
+    parser.add_argument("--title", default="")
+    parser.add_argument("--threads", type=int, default=0)
+    for name, default in (("resolution", 64), ("z_dim", 128), ("w_dim", 128), ("mapping_layers", 4)):
+        parser.add_argument(f"--{name}", type=int, default=default)
+    for name, default in (("channel_base", 2048), ("channel_multiplier", 1), ("channel_max", 128)):
+        parser.add_argument(f"--{name}", type=int, default=default)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    net = build_segmenter(args)
+    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads", flush=True)  # fmt: skip
+    if args.volume and args.steps >= 0:
+        result = speed(net, args)
+        print(json.dumps(result, indent=2), flush=True)
+    if args.dice_dir:
+        rows = dice_curve(net, args)
+        if args.csv:
+            Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+            with open(args.csv, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+        for s in sorted({r["steps"] for r in rows}):
+            d = [r["dice"] for r in rows if r["steps"] == s]
+            print(f"steps {s:4d}: mean Dice {np.mean(d):.4f} (std {np.std(d):.4f}, {len(d)} cases)")
+        if args.plot:
+            plot(rows, args.plot, args.title or f"{args.dice_dir}")
+
+
+if __name__ == "__main__":
+    main()
