@@ -16,6 +16,7 @@ import csv
 import io
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,10 @@ class DiceReport:
             if self.hd95 and pred.sum() > 0 and label.sum() > 0:
                 affine = np.asarray(getattr(item[self.label_key], "affine", np.eye(4)), dtype=float)
                 spacing = np.linalg.norm(affine[:3, :3], axis=0).tolist()
-                hd = float(compute_hausdorff_distance(pred, label, percentile=95, spacing=spacing)[0, 0])
+                with warnings.catch_warnings():
+                    # MONAI 1.5+ warns about an argument it passes itself (get_mask_edges)
+                    warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
+                    hd = float(compute_hausdorff_distance(pred, label, percentile=95, spacing=spacing)[0, 0])
             self.rows.append({"case": case_name(item[self.pred_key]), "dice": dice, "hd95_mm": hd})
 
     def _report(self, engine: Engine) -> None:
