@@ -66,7 +66,9 @@ def inversion_learning_rate(step: int, steps: int, lr: float, warmup: float = 0.
     Returns:
         the learning rate of ``step``.
     """
-    t = step / max(steps, 1)
+    if steps < 1:
+        return lr
+    t = step / steps
     ramp = min(1.0, (1.0 - t) / rampdown) if rampdown > 0 else 1.0
     ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
     if warmup > 0:
@@ -184,8 +186,8 @@ class LatentInverter:
         """The starting W+ of each image: the encoder's output, or the generator's mean W when there is no encoder."""
         if self.encoder is not None:
             return self.encoder(images)
-        mean = self.generator.mapping.w_avg
-        return mean.to(images.dtype).expand(images.shape[0], self.generator.num_ws, -1).clone()
+        mean = self.generator.mean_w().to(images.device, images.dtype)
+        return mean.expand(images.shape[0], self.generator.num_ws, -1).clone()
 
     def _objective(self, images: torch.Tensor, ws: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
         fake, _ = self.generator.synthesis(ws, noise=noise)
@@ -277,7 +279,10 @@ class LatentInverter:
                 if self.early_stop_patience is not None:
                     with torch.no_grad():
                         current = loss.detach()
-                        improved = current < best - self.early_stop_tol * best.abs().clamp_min(1e-12)
+                        # the first evaluation is the baseline (best starts at inf: inf - tol * inf is nan)
+                        finite = torch.isfinite(best)
+                        threshold = torch.where(finite, best - self.early_stop_tol * best.abs(), best)
+                        improved = ~finite | (current < threshold)
                         best = torch.where(improved, current, torch.minimum(best, current))
                         stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
                         newly = ~stopped & (stale >= self.early_stop_patience)

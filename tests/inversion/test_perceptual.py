@@ -122,13 +122,20 @@ def test_make_perceptual_weights_select_lpips(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def vgg_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def vgg_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, torch.Tensor]]:
+    """torchvision's VGG16 state dict (random weights) written as a file, and its ``features`` tensors in memory."""
     pytest.importorskip("lpips")
     torchvision = pytest.importorskip("torchvision")
     torch.manual_seed(0)
+    state = torchvision.models.vgg16(weights=None).state_dict()
     path = tmp_path_factory.mktemp("vgg") / "vgg16.pth"
-    torch.save(torchvision.models.vgg16(weights=None).state_dict(), path)
-    return path
+    torch.save(state, path)
+    return path, {k: v for k, v in state.items() if k.startswith("features.")}
+
+
+@pytest.fixture(scope="module")
+def vgg_file(vgg_weights: tuple[Path, dict[str, torch.Tensor]]) -> Path:
+    return vgg_weights[0]
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +146,10 @@ def lpips_distance(vgg_file: Path) -> LPIPSDistance:
     return distance
 
 
-def test_lpips_loads_the_vgg_features(vgg_file: Path, lpips_distance: LPIPSDistance) -> None:
-    vgg = torch.load(vgg_file, weights_only=True)
+def test_lpips_loads_the_vgg_features(
+    vgg_weights: tuple[Path, dict[str, torch.Tensor]], lpips_distance: LPIPSDistance
+) -> None:
+    vgg = vgg_weights[1]
     net = lpips_distance.lpips.net
     slices = [net.slice1, net.slice2, net.slice3, net.slice4, net.slice5]
     starts = (0, 4, 9, 16, 23, 30)
@@ -195,15 +204,18 @@ def test_lpips_from_a_whole_lpips_state_dict(tmp_path: Path, lpips_distance: LPI
     assert (loaded(x, y) > lpips_distance(x, y)).all()
 
 
-def test_lpips_from_a_wrapped_state_dict(tmp_path: Path, vgg_file: Path, lpips_distance: LPIPSDistance) -> None:
-    # a checkpoint holding the weights under "state_dict" reads the same as the bare state dict
+def test_lpips_from_a_wrapped_state_dict(
+    tmp_path: Path, vgg_weights: tuple[Path, dict[str, torch.Tensor]], lpips_distance: LPIPSDistance
+) -> None:
+    # a checkpoint holding the VGG16 features (no classifier) under "state_dict" reads the same as the whole file
     path = tmp_path / "wrapped.pth"
-    torch.save({"state_dict": torch.load(vgg_file, weights_only=True)}, path)
+    torch.save({"state_dict": vgg_weights[1]}, path)
     x, y = images(2, seed=3), images(2, seed=4)
     torch.testing.assert_close(LPIPSDistance(path)(x, y), lpips_distance(x, y))
 
 
-def test_lpips_file_without_vgg_weights(vgg_file: Path, tmp_path: Path) -> None:
+def test_lpips_file_without_vgg_weights(tmp_path: Path) -> None:
+    pytest.importorskip("lpips")
     path = tmp_path / "foo.pth"
     torch.save({"foo": torch.zeros(3)}, path)
     with pytest.raises(ValueError, match=re.escape(str(path))) as info:
@@ -211,7 +223,8 @@ def test_lpips_file_without_vgg_weights(vgg_file: Path, tmp_path: Path) -> None:
     assert "VGG16" in str(info.value)
 
 
-def test_lpips_unreadable_file(vgg_file: Path, tmp_path: Path) -> None:
+def test_lpips_unreadable_file(tmp_path: Path) -> None:
+    pytest.importorskip("lpips")
     path = tmp_path / "corrupt.pth"
     path.write_bytes(b"not a torch file" * 64)
     with pytest.raises(ValueError, match=re.escape(str(path))):

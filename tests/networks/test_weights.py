@@ -158,7 +158,9 @@ def test_missing_and_unexpected_tensors(tmp_path: Path) -> None:
 
 def test_corrupt_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "corrupt.pt"
-    path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0)).byte().numpy().tobytes())
+    path.write_bytes(
+        torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0)).byte().numpy().tobytes()
+    )
     g = generator(8)
     before = snapshot(g)
     with pytest.raises(ValueError, match=re.escape(str(path))):
