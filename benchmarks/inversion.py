@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.data import decollate_batch
+from monai.data import decollate_batch, list_data_collate
 from monai.inferers import SliceInferer
 from monai.metrics import compute_dice
 from monai.transforms import Activationsd, AsDiscreted, Compose, Invertd
@@ -125,9 +125,10 @@ def dice_curve(net: SemanticSegmenter, args: argparse.Namespace) -> list[dict]:
         inferer = SliceInferer(roi_size=(args.resolution,) * 2, spatial_dim=2, sw_batch_size=64)
         for case, item in zip(cases, items):
             start = time.perf_counter()
+            batch = list_data_collate([item])
             with torch.no_grad():
-                logits = inferer(item["image"][None], net)
-            d = post(decollate_batch({"pred": logits, "image": item["image"][None]})[0] | {"label": item["label"]})
+                batch["pred"] = inferer(batch["image"], net)
+            d = post(decollate_batch(batch)[0])
             dice = float(compute_dice(d["pred"][None].float(), d["label"][None].float(), ignore_empty=False)[0, 0])
             rows.append({"steps": steps, "case": Path(case["image"]).name, "dice": dice,
                          "seconds": time.perf_counter() - start})  # fmt: skip
