@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException
-
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.strategy import Strategy

@@ -40,7 +40,15 @@ __all__ = ["SemanticGanTrainTask", "datastore_datalist"]
 logger = logging.getLogger(__name__)
 
 # keys that describe the network: passed to both training configs so the encoder fits the generator
-ARCHITECTURE_KEYS = ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_multiplier", "channel_max")
+ARCHITECTURE_KEYS = (
+    "resolution",
+    "z_dim",
+    "w_dim",
+    "mapping_layers",
+    "channel_base",
+    "channel_multiplier",
+    "channel_max",
+)
 
 
 def datastore_datalist(datastore: Datastore) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -111,14 +119,17 @@ class SemanticGanTrainTask(TrainTask):
         cmd = [sys.executable, "-m", "monai.bundle", "run", "training", *args]
         logger.info(f"SemanticGAN {name}: {' '.join(cmd)}")
         start = time.monotonic()
-        with subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            encoding="utf-8",
-            errors="replace",
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        ) as proc, log_path.open("w") as log:
+        with (
+            subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                encoding="utf-8",
+                errors="replace",
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            ) as proc,
+            log_path.open("w") as log,
+        ):
             assert proc.stdout is not None
             for line in proc.stdout:
                 log.write(line)
