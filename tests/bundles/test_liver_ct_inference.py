@@ -15,36 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from monai_semgan.data import write_phantom_dataset
-
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "liver_ct"
 CONFIGS = BUNDLE / "configs"
 SHARED = ROOT.parent / "shared" / "data"
-ARCH = [
-    "--resolution",
-    "16",
-    "--z_dim",
-    "16",
-    "--w_dim",
-    "16",
-    "--mapping_layers",
-    "1",
-    "--channel_base",
-    "256",
-    "--channel_max",
-    "16",
-]
-TRAIN = [
-    "--batch_size",
-    "2",
-    "--slices_per_volume",
-    "2",
-    "--iterations_per_epoch",
-    "2",
-    "--label_mapping",
-    "chaos",
-]
 
 
 def bundle(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
@@ -58,34 +32,21 @@ def bundle(*args: str, timeout: float = 600, check: bool = True) -> subprocess.C
     return proc
 
 
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("phantom")
-    write_phantom_dataset(out, num_cases=3, seed=5, modalities=("ct", "mri"), shape=(40, 32, 16), spacing=(9, 9, 16))
-    return out
+@pytest.fixture
+def trained(tiny_model: dict) -> dict:
+    """The session's tiny model (tests/conftest.py): GAN 2 iterations, encoder 4, through the bundle commands."""
+    return tiny_model
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, phantom: Path) -> dict[str, Path]:
-    """A GAN trained for 2 iterations, then its encoder for 4 (2 epochs), through the bundle commands."""
-    root = tmp_path_factory.mktemp("runs")
-    gan, enc = root / "train", root / "encoder"
-    bundle(
-        "run", "training", "--config_file", str(CONFIGS / "train.json"), "--output_dir", str(gan),
-        "--dataset_dir", str(phantom / "ct"), "--num_labeled", "1", "--iterations", "2",
-        "--joint_base_channels", "4", "--sample_interval", "2", *ARCH, *TRAIN,
-    )  # fmt: skip
-    proc = bundle(
-        "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(gan),
-        "--output_dir", str(enc), "--iterations", "4", *ARCH, *TRAIN,
-    )  # fmt: skip
-    return {"gan": gan, "encoder": enc, "model": enc / "models" / "model.pt", "log": proc.stdout + proc.stderr}
+@pytest.fixture
+def phantom(tiny_model: dict) -> Path:
+    return tiny_model["phantom"]
 
 
 def infer(trained: dict[str, Path], input_path: Path | str, output_dir: Path, *extra: str, check: bool = True):
     return bundle(
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(input_path),
-        "--output_dir", str(output_dir), "--model_path", str(trained["model"]), *ARCH, *extra, check=check,
+        "--output_dir", str(output_dir), "--model_path", str(trained["model"]), *trained["arch"], *extra, check=check,
     )  # fmt: skip
 
 
@@ -103,7 +64,7 @@ def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: 
     encoder_before = {k: v for k, v in state.items() if k.startswith("encoder.")}
     proc = bundle(
         "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(trained["gan"]),
-        "--output_dir", str(enc), "--iterations", "6", *ARCH, *TRAIN,
+        "--output_dir", str(enc), "--iterations", "6", *trained["arch"], *trained["train"],
     )  # fmt: skip
     assert "resumed from" in proc.stdout + proc.stderr and "checkpoint_4.pt" in proc.stdout + proc.stderr
     assert (enc / "checkpoints" / "checkpoint_6.pt").exists()
@@ -111,10 +72,10 @@ def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: 
     assert any(not torch.equal(encoder_before[k], after[k]) for k in encoder_before)
 
 
-def test_encoder_training_without_gan_run_names_the_missing_file(tmp_path: Path) -> None:
+def test_encoder_training_without_gan_run_names_the_missing_file(trained: dict, tmp_path: Path) -> None:
     proc = bundle(
         "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(tmp_path / "none"),
-        "--output_dir", str(tmp_path / "enc"), *ARCH, check=False,
+        "--output_dir", str(tmp_path / "enc"), *trained["arch"], check=False,
     )  # fmt: skip
     assert proc.returncode != 0
     assert f"{tmp_path / 'none' / 'models' / 'model.pt'}: weights not found" in proc.stderr
@@ -165,7 +126,7 @@ def test_evaluate_writes_per_case_dice(trained: dict[str, Path], phantom: Path, 
     out = tmp_path / "eval"
     proc = bundle(
         "run", "evaluating", "--config_file", str(CONFIGS / "evaluate.json"), "--dataset_dir", str(phantom / "mri"),
-        "--output_dir", str(out), "--model_path", str(trained["model"]), "--mode", "quick", *ARCH,
+        "--output_dir", str(out), "--model_path", str(trained["model"]), "--mode", "quick", *trained["arch"],
     )  # fmt: skip
     rows = list(csv.DictReader((out / "dice.csv").open()))
     assert [r["case"] for r in rows] == ["image_1", "image_2", "image_3", "mean", "std"]
@@ -180,7 +141,7 @@ def test_ckpt_export_traces_quick_mode(trained: dict[str, Path], tmp_path: Path)
     bundle(
         "ckpt_export", "network_def", "--filepath", str(ts_path), "--ckpt_file", str(trained["model"]),
         "--meta_file", str(CONFIGS / "metadata.json"), "--config_file", str(CONFIGS / "inference.json"),
-        "--mode", "quick", "--use_trace", "True", "--input_shape", "[1,1,16,16]", *ARCH,
+        "--mode", "quick", "--use_trace", "True", "--input_shape", "[1,1,16,16]", *trained["arch"],
     )  # fmt: skip
     from monai.bundle import ConfigParser
 
@@ -240,10 +201,10 @@ def test_missing_checkpoint_and_other_resolution_fail_clearly(trained: dict[str,
     missing = tmp_path / "nope.pt"
     proc = bundle(
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
-        "--output_dir", str(out), "--model_path", str(missing), *ARCH, check=False,
+        "--output_dir", str(out), "--model_path", str(missing), *trained["arch"], check=False,
     )  # fmt: skip
     assert proc.returncode != 0 and str(missing) in proc.stderr and "not found" in proc.stderr
-    other = [a if a != "16" or i != 1 else "32" for i, a in enumerate(ARCH)]
+    other = [a if a != "16" or i != 1 else "32" for i, a in enumerate(trained["arch"])]
     proc = bundle(
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
         "--output_dir", str(out), "--model_path", str(trained["model"]), *other, check=False,
