@@ -129,6 +129,8 @@ class LatentInverter:
         noise_reg_weight: weight of :func:`noise_regularization`.
         encoder_reg_weight: weight of ``||w - E(G(w))||^2`` (mean over W+); needs an encoder.
         optimize_noise: optimize the noise maps too (else they stay at the generator's constant noise).
+        latent_space: ``"w+"`` (the paper: one latent per style input) or ``"w"`` (one latent per slice, shared by all
+            layers, started from the mean of the encoder's W+).
         chunk_size: slices optimized together; bounds memory.
         early_stop_patience: stop a slice after this many steps without improving its loss by ``early_stop_tol``
             (relative); ``None`` runs every step.
@@ -154,6 +156,7 @@ class LatentInverter:
         noise_reg_weight: float = 100.0,
         encoder_reg_weight: float = 0.001,
         optimize_noise: bool = True,
+        latent_space: str = "w+",
         chunk_size: int = 32,
         early_stop_patience: int | None = None,
         early_stop_tol: float = 1e-3,
@@ -163,6 +166,8 @@ class LatentInverter:
             raise ValueError(f"steps must be >= 0, got {steps}.")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
+        if latent_space not in ("w", "w+"):
+            raise ValueError(f"latent_space must be 'w' or 'w+', got {latent_space!r}.")
         if early_stop_patience is not None and early_stop_patience < 1:
             raise ValueError(f"early_stop_patience must be >= 1 or None, got {early_stop_patience}.")
         self.generator = generator
@@ -177,6 +182,7 @@ class LatentInverter:
         self.noise_reg_weight = noise_reg_weight
         self.encoder_reg_weight = encoder_reg_weight
         self.optimize_noise = optimize_noise
+        self.latent_space = latent_space
         self.chunk_size = chunk_size
         self.early_stop_patience = early_stop_patience
         self.early_stop_tol = early_stop_tol
@@ -257,8 +263,15 @@ class LatentInverter:
         self, images: torch.Tensor, ws: torch.Tensor, noise: list[torch.Tensor], steps: int
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
         n = images.shape[0]
-        ws.requires_grad_(True)
-        params = [ws]
+        num_ws = ws.shape[1]
+        # "w": one W vector per slice shared by every layer (stays on the generator's W manifold); "w+": one per layer
+        latent = ws.mean(dim=1, keepdim=True).clone() if self.latent_space == "w" else ws
+        latent.requires_grad_(True)
+
+        def expand(v: torch.Tensor) -> torch.Tensor:
+            return v.expand(-1, num_ws, -1) if self.latent_space == "w" else v
+
+        params = [latent]
         if self.optimize_noise:
             for m in noise:
                 m.requires_grad_(True)
@@ -275,7 +288,7 @@ class LatentInverter:
             for step in bar:
                 for group in optimizer.param_groups:
                     group["lr"] = inversion_learning_rate(step, steps, self.lr, self.lr_warmup, self.lr_rampdown)
-                loss = self._objective(images, ws, noise)
+                loss = self._objective(images, expand(latent), noise)
                 if self.early_stop_patience is not None:
                     with torch.no_grad():
                         current = loss.detach()
@@ -306,6 +319,6 @@ class LatentInverter:
                 if self.progress:
                     bar.set_postfix(loss=f"{float(loss.detach().mean()):.4f}")
             with torch.no_grad():
-                loss = self._objective(images, ws, noise).detach()
+                loss = self._objective(images, expand(latent), noise).detach()
         noise = [m.detach() for m in noise]
-        return ws.detach(), noise, loss, taken
+        return expand(latent.detach()).contiguous(), noise, loss, taken

@@ -406,3 +406,17 @@ def test_wrong_image_shape_raises(shape: tuple[int, ...]) -> None:
     inverter = LatentInverter(make_generator(), None, steps=0)
     with pytest.raises(ValueError, match="expected images"):
         inverter.invert(torch.zeros(shape))
+
+
+def test_w_space_shares_one_latent_across_layers_and_batches_exactly() -> None:
+    g, e = double_pair()
+    x = generated_images(g, 3)
+    result = LatentInverter(g, e, steps=6, perceptual="none", latent_space="w", chunk_size=3).invert(x)
+    # every layer of a slice carries the same W, and it moved from the encoder's mean latent
+    torch.testing.assert_close(result.ws, result.ws[:, :1].expand_as(result.ws), atol=0, rtol=0)
+    start = e(x).mean(dim=1)
+    assert (result.ws[:, 0] - start).abs().amax() > 1e-4
+    single = LatentInverter(g, e, steps=6, perceptual="none", latent_space="w", chunk_size=1).invert(x)
+    assert_results_close(result, single)
+    with pytest.raises(ValueError, match="latent_space"):
+        LatentInverter(g, e, latent_space="z")
