@@ -351,7 +351,7 @@ def read_split(path: PathLike) -> tuple[list[dict[str, str]], list[dict[str, str
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no split.json; run the GAN training (configs/train.json) into that folder.")
     try:
-        split = json.loads(path.read_text())
+        split = json.loads(path.read_text(encoding="utf-8"))
         labeled, unlabeled = list(split["labeled"]), list(split["unlabeled"])
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not a split written by the training run ({err}).") from err

@@ -61,7 +61,7 @@ def bundle_labels(bundle: str | os.PathLike) -> dict[str, int]:
     path = Path(bundle) / "configs" / "metadata.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the bundle has no metadata.")
-    metadata = json.loads(path.read_text())
+    metadata = json.loads(path.read_text(encoding="utf-8"))
     pred = next(iter(metadata["network_data_format"]["outputs"].values()))
     channels = {int(k): str(v) for k, v in pred.get("channel_def", {}).items()}
     if len(channels) == 1:
@@ -105,7 +105,7 @@ class SemanticGanInferTask(BasicInferTask):
     ) -> None:
         self.bundle = Path(bundle)
         self.parser = read_bundle_config(self.bundle, overrides)
-        metadata = json.loads((self.bundle / "configs" / "metadata.json").read_text())
+        metadata = json.loads((self.bundle / "configs" / "metadata.json").read_text(encoding="utf-8"))
         network = self.parser.get_parsed_content("network_def", instantiate=True)
         self._pre = self.parser.get_parsed_content("preprocessing", instantiate=True)
         super().__init__(

@@ -128,7 +128,7 @@ class SemanticGanTrainTask(TrainTask):
                 errors="replace",
                 env=dict(os.environ, PYTHONUNBUFFERED="1"),
             ) as proc,
-            log_path.open("w") as log,
+            log_path.open("w", encoding="utf-8") as log,
         ):
             assert proc.stdout is not None
             for line in proc.stdout:

@@ -36,6 +36,10 @@ CHAOS = ROOT.parent / "shared" / "data" / "chaos_t2spir"
 TIMEOUT = 300  # seconds for any single request (inference on CPU, a short training)
 
 
+def _tail(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -78,14 +82,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_model: dict, studies: 
         deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+                pytest.fail(f"server exited with {proc.returncode}:\n{_tail(log_path)}")
             try:
                 if requests.get(f"{url}/info/", timeout=5).status_code == 200:
                     break
             except requests.ConnectionError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"server did not answer /info/ within 180 s:\n{log_path.read_text()[-4000:]}")
+                pytest.fail(f"server did not answer /info/ within 180 s:\n{_tail(log_path)}")
             time.sleep(1)
         yield {"url": url, "workspace": workspace, "log": log_path, "proc": proc}
     finally:
@@ -179,12 +183,12 @@ def test_label_then_train_from_the_datastore(server: dict, studies: dict, tmp_pa
     trained = Path(stats["model"])
     assert trained.is_file() and trained.parent == server["workspace"] / "model" / "liver_ct"
     assert (Path(stats["run_dir"]) / "gan" / "split.json").is_file()
-    log = server["log"].read_text()
+    log = server["log"].read_text(encoding="utf-8", errors="replace")
     assert "[GAN training]" in log and "[encoder training]" in log  # progress reached the server log
     # the next inference runs on the datastore-trained weights
     response, out = _infer(server, tmp_path, image="image_2")
     assert response.status_code == 200
     _assert_same_grid(out, studies["folder"] / "image_2.nii.gz")
-    assert f"Infer model path: {trained}" in server["log"].read_text()
+    assert f"Infer model path: {trained}" in server["log"].read_text(encoding="utf-8", errors="replace")
     response = requests.post(f"{url}/train/no_such_model", params={"run_sync": "true"}, json={}, timeout=60)
     assert response.status_code == 404
