@@ -28,6 +28,7 @@ from monai.transforms import (
     EnsureChannelFirstd,
     EnsureTyped,
     Invertd,
+    KeepLargestConnectedComponentd,
     Orientationd,
     Resized,
     SaveImaged,
@@ -190,6 +191,7 @@ def segmentation_postprocessing(
     label_channels: int = 1,
     threshold: float = 0.5,
     save_probabilities: bool = False,
+    keep_largest_component: bool = True,
     image_key: str = "image",
     pred_key: str = "pred",
 ) -> Compose:
@@ -202,6 +204,9 @@ def segmentation_postprocessing(
         label_channels: the generator's label channels (1: sigmoid and ``threshold``; more: softmax and argmax).
         threshold: foreground threshold on the probability (binary models).
         save_probabilities: also write the probability map (float32; foreground for binary models).
+        keep_largest_component: keep only the largest 3-D connected component of each class (MONAI's
+            ``KeepLargestConnectedComponentd``): the liver is one organ, and scattered false positives far from it
+            are what the 95 % Hausdorff distance punishes.
         image_key: key of the preprocessed image.
         pred_key: key of the network output.
 
@@ -227,6 +232,10 @@ def segmentation_postprocessing(
         ]
     transforms += [
         AsDiscreted(pred_key, threshold=threshold) if binary else AsDiscreted(pred_key, argmax=True),
-        SaveImaged(pred_key, output_postfix="seg", output_dtype="uint8", **common),
     ]
+    if keep_largest_component:
+        transforms.append(
+            KeepLargestConnectedComponentd(pred_key, applied_labels=[1] if binary else None, is_onehot=False)
+        )
+    transforms.append(SaveImaged(pred_key, output_postfix="seg", output_dtype="uint8", **common))
     return Compose(transforms)

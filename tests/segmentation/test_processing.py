@@ -210,3 +210,21 @@ def test_case_name() -> None:
 
     assert case_name(MetaTensor(torch.zeros(1), meta={"filename_or_obj": "/a/b/image_3.nii.gz"})) == "image_3"
     assert case_name(MetaTensor(torch.zeros(1), meta={"filename_or_obj": "/a/series_dir"})) == "series_dir"
+
+
+def test_postprocessing_keeps_the_largest_component(tmp_path: Path) -> None:
+    data = np.zeros((32, 32, 8), np.float32)
+    data[4:20, 4:20, 1:7] = 1000.0  # the organ
+    data[26:29, 26:29, 3:5] = 1000.0  # a small false positive, far away
+    data += np.random.default_rng(2).normal(0, 1, data.shape).astype(np.float32)
+    source = tmp_path / "two.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(source))
+    pre = segmentation_preprocessing("mri", 32)
+    for keep, name in ((True, "kept"), (False, "all")):
+        batch = list_data_collate([pre({"image": str(source)})])
+        batch["pred"] = batch["image"] * 20
+        segmentation_postprocessing(pre, tmp_path / name, keep_largest_component=keep)(decollate_batch(batch)[0])
+    kept = np.asarray(nib.load(tmp_path / "kept" / "two_seg.nii.gz").dataobj)
+    every = np.asarray(nib.load(tmp_path / "all" / "two_seg.nii.gz").dataobj)
+    assert every[26:29, 26:29, 3:5].any() and not kept[26:29, 26:29, 3:5].any()
+    np.testing.assert_array_equal(kept[:22, :22], every[:22, :22])
