@@ -54,7 +54,8 @@ def tiny_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_phantom: Path) -> dict:
-    """The tiny model's run folders and weights (``model``: the segmenter), with the overrides that fit it."""
+    """The tiny model's run folders and weights (``model``: the segmenter), the overrides that fit it, and ``run``:
+    :func:`run_bundle_command` for the tests' own bundle commands."""
     root = tmp_path_factory.mktemp("runs")
     gan, enc = root / "train", root / "encoder"
     configs = BUNDLE / "configs"
@@ -75,4 +76,5 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_phantom: Path) -> 
         "arch": list(TINY_ARCH),
         "train": list(TINY_TRAIN),
         "phantom": tiny_phantom,
+        "run": run_bundle_command,
     }

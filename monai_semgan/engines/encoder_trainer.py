@@ -18,7 +18,6 @@ one whose label output is right, not only its image.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +29,7 @@ from monai.engines.utils import IterationEvents
 from monai.losses import DiceCELoss
 
 from monai_semgan.engines.paired_loader import PairedSliceLoader
-from monai_semgan.engines.semantic_gan_trainer import NonFiniteLossError, _plain, _unwrap
+from monai_semgan.engines.semantic_gan_trainer import _plain, _unwrap, check_finite, restore_rng_state, rng_state
 
 __all__ = ["EncoderTrainer"]
 
@@ -108,13 +107,7 @@ class EncoderTrainer(Trainer):
             self._register_handlers(handlers)
 
     def _check(self, name: str, value: torch.Tensor) -> float:
-        number = float(value.detach())
-        if not math.isfinite(number):
-            raise NonFiniteLossError(
-                f"{name} became {number} at iteration {self.state.iteration}; training stopped, the last checkpoint "
-                "is left as it was."
-            )
-        return number
+        return check_finite(name, value, self.state.iteration)
 
     def _reconstruction(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         ws = self.encoder(images)
@@ -157,19 +150,10 @@ class EncoderTrainer(Trainer):
 
     def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
         """Ignite's state plus the random number generators' states, so a resumed run continues exactly."""
-        state = dict(super().state_dict())
-        state["torch_rng"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
-        return state
+        return {**super().state_dict(), **rng_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
         """Restore what :meth:`state_dict` saved."""
         state = dict(state_dict)
-        rng = state.pop("torch_rng", None)
-        if rng is not None:
-            torch.set_rng_state(rng)
-        cuda_rng = state.pop("cuda_rng", None)
-        if cuda_rng is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda_rng)
+        restore_rng_state(state)
         super().load_state_dict(state)

@@ -51,11 +51,47 @@ from monai_semgan.losses import (
     r1_penalty,
 )
 
-__all__ = ["NonFiniteLossError", "SemanticGanTrainer", "lazy_adam", "masks_to_signed_onehot"]
+__all__ = [
+    "NonFiniteLossError",
+    "SemanticGanTrainer",
+    "check_finite",
+    "lazy_adam",
+    "masks_to_signed_onehot",
+    "restore_rng_state",
+    "rng_state",
+]
 
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the message names the loss and the iteration."""
+
+
+def check_finite(name: str, value: torch.Tensor, iteration: int) -> float:
+    """``value`` as a float, or :class:`NonFiniteLossError` naming the loss and the iteration."""
+    number = float(value.detach())
+    if not math.isfinite(number):
+        raise NonFiniteLossError(
+            f"{name} became {number} at iteration {iteration}; training stopped, the last checkpoint is left as it was."
+        )
+    return number
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch (and CUDA) random generators' states, for checkpoints that resume exactly."""
+    state: dict[str, Any] = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Pop and restore what :func:`rng_state` saved (missing entries are skipped)."""
+    rng = state.pop("torch_rng", None)
+    if rng is not None:
+        torch.set_rng_state(rng)
+    cuda_rng = state.pop("cuda_rng", None)
+    if cuda_rng is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda_rng)
 
 
 def masks_to_signed_onehot(mask: torch.Tensor, label_channels: int) -> torch.Tensor:
@@ -226,13 +262,7 @@ class SemanticGanTrainer(Trainer):
         return torch.autocast(self.state.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
     def _check(self, name: str, value: torch.Tensor) -> float:
-        number = float(value.detach())
-        if not math.isfinite(number):
-            raise NonFiniteLossError(
-                f"{name} became {number} at iteration {self.state.iteration}; training stopped, the last checkpoint "
-                "is left as it was."
-            )
-        return number
+        return check_finite(name, value, self.state.iteration)
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -370,9 +400,7 @@ class SemanticGanTrainer(Trainer):
         state = dict(super().state_dict())
         state["images_seen"] = self.images_seen
         state["path_length_mean"] = self.path_length.mean_length.detach().cpu().clone()
-        state["torch_rng"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        state.update(rng_state())
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
@@ -382,10 +410,5 @@ class SemanticGanTrainer(Trainer):
         mean = state.pop("path_length_mean", None)
         if mean is not None:
             self.path_length.mean_length.copy_(mean)
-        rng = state.pop("torch_rng", None)
-        if rng is not None:
-            torch.set_rng_state(rng)
-        cuda_rng = state.pop("cuda_rng", None)
-        if cuda_rng is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(cuda_rng)
+        restore_rng_state(state)
         super().load_state_dict(state)

@@ -61,6 +61,18 @@ def overlay_grid(images: torch.Tensor, labels: torch.Tensor, columns: int = 4, a
     return canvas
 
 
+def _publish(grid: np.ndarray, folder: Path, prefix: str, iteration: int, writer, tag: str) -> Path:
+    """Write ``<folder>/<prefix>_<iteration>.png`` atomically and, with a writer, the same image to TensorBoard."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{prefix}_{iteration:07d}.png"
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(grid).save(tmp)
+    if writer is not None:
+        writer.add_image(tag, grid, iteration, dataformats="HWC")
+        writer.flush()
+    return path
+
+
 class SampleGridHandler:
     """Every ``interval`` iterations (and at the end), draw fixed latents through the generator (the EMA copy) and
     save the image + label grid as ``samples/iter_<iteration>.png`` and to TensorBoard.
@@ -104,15 +116,9 @@ class SampleGridHandler:
         device = next(self.generator.parameters()).device
         images, labels = self.generator(self.z.to(device), truncation_psi=self.truncation_psi, noise_mode="const")
         grid = overlay_grid(images, labels)
-        iteration = engine.state.iteration
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / f"iter_{iteration:07d}.png"
-        with atomic_path(path, suffix=".png") as tmp:
-            Image.fromarray(grid).save(tmp)
-        self.last_path = path
-        if self.writer is not None:
-            self.writer.add_image("samples/image_and_label", grid, iteration, dataformats="HWC")
-            self.writer.flush()
+        self.last_path = _publish(
+            grid, self.output_dir, "iter", engine.state.iteration, self.writer, "samples/image_and_label"
+        )
 
 
 class ReconstructionGridHandler:
@@ -168,12 +174,6 @@ class ReconstructionGridHandler:
         images = torch.stack([real, fake], dim=1).flatten(0, 1)
         labels = torch.stack([real_labels.to(logits.dtype), logits], dim=1).flatten(0, 1)
         grid = overlay_grid(images, labels, columns=2)
-        iteration = engine.state.iteration
-        path = self.output_dir / f"recon_{iteration:07d}.png"
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path, suffix=".png") as tmp:
-            Image.fromarray(grid).save(tmp)
-        self.last_path = path
-        if self.writer is not None:
-            self.writer.add_image("encoder/real_vs_reconstruction", grid, iteration, dataformats="HWC")
-            self.writer.flush()
+        self.last_path = _publish(
+            grid, self.output_dir, "recon", engine.state.iteration, self.writer, "encoder/real_vs_reconstruction"
+        )

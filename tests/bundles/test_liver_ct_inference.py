@@ -5,9 +5,6 @@ evaluating` with dice.csv, `ckpt_export` to TorchScript, and the bad inputs that
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -19,17 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "liver_ct"
 CONFIGS = BUNDLE / "configs"
 SHARED = ROOT.parent / "shared" / "data"
-
-
-def bundle(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "monai.bundle", *args, "--bundle_root", str(BUNDLE)]
-    proc = subprocess.run(
-        cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout, env=env, cwd=ROOT
-    )
-    if check:
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 @pytest.fixture
@@ -44,7 +30,7 @@ def phantom(tiny_model: dict) -> Path:
 
 
 def infer(trained: dict[str, Path], input_path: Path | str, output_dir: Path, *extra: str, check: bool = True):
-    return bundle(
+    return trained["run"](
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(input_path),
         "--output_dir", str(output_dir), "--model_path", str(trained["model"]), *trained["arch"], *extra, check=check,
     )  # fmt: skip
@@ -62,7 +48,7 @@ def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: 
     assert sorted(p.name for p in (enc / "samples").glob("recon_*.png"))
     assert any((enc / "tensorboard").iterdir())
     encoder_before = {k: v for k, v in state.items() if k.startswith("encoder.")}
-    proc = bundle(
+    proc = trained["run"](
         "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(trained["gan"]),
         "--output_dir", str(enc), "--iterations", "6", *trained["arch"], *trained["train"],
     )  # fmt: skip
@@ -73,7 +59,7 @@ def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: 
 
 
 def test_encoder_training_without_gan_run_names_the_missing_file(trained: dict, tmp_path: Path) -> None:
-    proc = bundle(
+    proc = trained["run"](
         "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(tmp_path / "none"),
         "--output_dir", str(tmp_path / "enc"), *trained["arch"], check=False,
     )  # fmt: skip
@@ -124,7 +110,7 @@ def test_inference_on_a_dicom_series(trained: dict[str, Path], tmp_path: Path) -
 
 def test_evaluate_writes_per_case_dice(trained: dict[str, Path], phantom: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    proc = bundle(
+    proc = trained["run"](
         "run", "evaluating", "--config_file", str(CONFIGS / "evaluate.json"), "--dataset_dir", str(phantom / "mri"),
         "--output_dir", str(out), "--model_path", str(trained["model"]), "--mode", "quick", *trained["arch"],
     )  # fmt: skip
@@ -138,7 +124,7 @@ def test_evaluate_writes_per_case_dice(trained: dict[str, Path], phantom: Path, 
 
 def test_ckpt_export_traces_quick_mode(trained: dict[str, Path], tmp_path: Path) -> None:
     ts_path = tmp_path / "model.ts"
-    bundle(
+    trained["run"](
         "ckpt_export", "network_def", "--filepath", str(ts_path), "--ckpt_file", str(trained["model"]),
         "--meta_file", str(CONFIGS / "metadata.json"), "--config_file", str(CONFIGS / "inference.json"),
         "--mode", "quick", "--use_trace", "True", "--input_shape", "[1,1,16,16]", *trained["arch"],
@@ -199,13 +185,13 @@ def test_missing_checkpoint_and_other_resolution_fail_clearly(trained: dict[str,
     source = phantom / "mri" / "image_1.nii.gz"
     out = tmp_path / "out"
     missing = tmp_path / "nope.pt"
-    proc = bundle(
+    proc = trained["run"](
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
         "--output_dir", str(out), "--model_path", str(missing), *trained["arch"], check=False,
     )  # fmt: skip
     assert proc.returncode != 0 and str(missing) in proc.stderr and "not found" in proc.stderr
     other = [a if a != "16" or i != 1 else "32" for i, a in enumerate(trained["arch"])]
-    proc = bundle(
+    proc = trained["run"](
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
         "--output_dir", str(out), "--model_path", str(trained["model"]), *other, check=False,
     )  # fmt: skip
