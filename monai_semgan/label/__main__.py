@@ -55,7 +55,7 @@ def build_command(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept connections from other machines")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--modality", default="mri", choices=("mri", "ct"))
-    parser.add_argument("--mode", default="optimize", choices=("optimize", "quick"), help="inference mode")
+    parser.add_argument("--mode", default="quick", choices=("quick", "optimize"), help="inference mode")
     parser.add_argument("--optimize_steps", type=int, default=100)
     parser.add_argument("--label_values", type=int, nargs="+", default=[1], help="liver values in datastore labels")
     parser.add_argument("--gan_iterations", type=int, default=600, help="GAN iterations per /train request")

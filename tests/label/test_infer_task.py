@@ -83,7 +83,7 @@ def test_launcher_command(tmp_path: Path) -> None:
     conf = {cmd[i + 1]: cmd[i + 2] for i, a in enumerate(cmd) if a == "--conf"}
     assert conf["bundle"] == str(BUNDLE.resolve())
     overrides = json.loads(conf["overrides"])
-    assert overrides["resolution"] == 32 and overrides["perceptual"] == "ssim" and overrides["mode"] == "optimize"
+    assert overrides["resolution"] == 32 and overrides["perceptual"] == "ssim" and overrides["mode"] == "quick"
     assert cmd[-4:] == ["--host", "127.0.0.1", "--port", "9001"]
     with pytest.raises(SystemExit):
         build_command(["--studies", str(tmp_path / "missing"), "--bundle", str(BUNDLE)])
