@@ -76,7 +76,8 @@ class _MONAILabelResult:
     def __call__(self, data: dict) -> dict:
         pred = data["pred"]
         affine = pred.affine if isinstance(pred, MetaTensor) else None
-        mask = torch.as_tensor(pred)[0].to(torch.uint8)
+        plain = pred.as_tensor() if isinstance(pred, MetaTensor) else torch.as_tensor(pred)
+        mask = plain[0].to(torch.uint8)
         data["pred"] = MetaTensor(mask, affine=affine) if affine is not None else mask
         if affine is not None:
             data["pred_meta_dict"] = {"affine": affine}
