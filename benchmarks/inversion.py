@@ -32,6 +32,7 @@ import argparse
 import csv
 import json
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,10 +41,14 @@ import torch
 from monai.data import decollate_batch, list_data_collate
 from monai.inferers import SliceInferer
 from monai.metrics import compute_dice
-from monai.transforms import Activationsd, AsDiscreted, Compose, Invertd
 
 from monai_semgan.networks import LatentEncoder, SemanticGenerator, load_network_weights
-from monai_semgan.segmentation import SemanticSegmenter, labeled_volumes, segmentation_preprocessing
+from monai_semgan.segmentation import (
+    SemanticSegmenter,
+    labeled_volumes,
+    segmentation_postprocessing,
+    segmentation_preprocessing,
+)
 
 
 def build_segmenter(args: argparse.Namespace) -> SemanticSegmenter:
@@ -129,13 +134,9 @@ def self_consistency(net: SemanticSegmenter, args: argparse.Namespace) -> list[d
 def dice_curve(net: SemanticSegmenter, args: argparse.Namespace) -> list[dict]:
     cases = labeled_volumes(args.dice_dir)[: args.dice_cases or None]
     pre = segmentation_preprocessing(args.modality, args.resolution, label_key="label", label_values=args.label_values)
-    post = Compose(
-        [
-            Activationsd("pred", sigmoid=True),
-            Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False, to_tensor=True),
-            AsDiscreted("pred", threshold=0.5),
-        ]
-    )
+    # evaluate.json's own postprocessing (masks go to a scratch folder), so the Dice is the one users get
+    scratch = tempfile.TemporaryDirectory()
+    post = segmentation_postprocessing(pre, scratch.name)
     items = [pre(c) for c in cases]
     rows = []
     for steps in args.dice_steps:
@@ -152,6 +153,7 @@ def dice_curve(net: SemanticSegmenter, args: argparse.Namespace) -> list[dict]:
             rows.append({"steps": steps, "case": Path(case["image"]).name, "dice": dice,
                          "seconds": time.perf_counter() - start})  # fmt: skip
             print(f"steps {steps:4d}  {rows[-1]['case']:<18} dice {dice:.4f}  {rows[-1]['seconds']:.1f} s", flush=True)
+    scratch.cleanup()
     return rows
 
 

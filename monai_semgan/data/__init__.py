@@ -29,8 +29,10 @@ from monai_semgan.data.labels import LABEL_MAPS, RemapLabelsd
 from monai_semgan.data.loaders import (
     SliceSampleDataset,
     SquareAxialPadd,
+    intensity_normalization,
     make_slice_dataset,
     make_slice_loader,
+    orient_ras,
     volume_transforms,
 )
 from monai_semgan.data.loading import LoadVolumed, source_filename, unwrap_transform_error
@@ -70,9 +72,11 @@ __all__ = [
     "convert_chaos_case",
     "discover_cases",
     "generate_phantom_case",
+    "intensity_normalization",
     "list_dicom_series",
     "make_slice_dataset",
     "make_slice_loader",
+    "orient_ras",
     "read_split",
     "resolve_dataset_dir",
     "source_filename",

@@ -39,10 +39,41 @@ from monai_semgan.data.loading import LoadVolumed, unwrap_transform_error
 from monai_semgan.data.slices import AxialSliceStatsd, RandAxialSliced
 from monai_semgan.data.validation import CheckVolumed
 
-__all__ = ["SliceSampleDataset", "SquareAxialPadd", "make_slice_dataset", "make_slice_loader", "volume_transforms"]
+__all__ = [
+    "SliceSampleDataset",
+    "SquareAxialPadd",
+    "intensity_normalization",
+    "make_slice_dataset",
+    "make_slice_loader",
+    "orient_ras",
+    "volume_transforms",
+]
 
 MODALITIES = ("ct", "mri")
 _RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # explicit: MONAI warns when the default is implied
+
+
+def orient_ras(keys: KeysCollection, allow_missing_keys: bool = False) -> Orientationd:
+    """``Orientationd`` to RAS with the axis labels stated (MONAI warns when they are implied)."""
+    return Orientationd(keys, axcodes="RAS", labels=_RAS_LABELS, allow_missing_keys=allow_missing_keys)
+
+
+def intensity_normalization(
+    modality: str,
+    key: str,
+    ct_window: Sequence[float] = LIVER_WINDOW,
+    mri_percentiles: Sequence[float] = (0.5, 99.5),
+) -> CTWindowd | MRIPercentileNormalized:
+    """The modality's intensity transform to [-1, 1]: the CT window (HU) or the MRI percentiles.
+
+    Raises:
+        ValueError: on an unknown modality.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
+    if modality == "ct":
+        return CTWindowd(key, level=ct_window[0], width=ct_window[1])
+    return MRIPercentileNormalized(key, lower=mri_percentiles[0], upper=mri_percentiles[1])
 
 
 class SquareAxialPadd(SpatialPadd):
@@ -125,20 +156,16 @@ def volume_transforms(
     Raises:
         ValueError: on an unknown modality.
     """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
     image_key = keys[0]
     label_keys = tuple(keys[1:])
+    intensity = intensity_normalization(modality, image_key, ct_window, mri_percentiles)
     transforms: list = [
         LoadVolumed(keys, allow_missing_keys=True),
         EnsureChannelFirstd(keys, allow_missing_keys=True),
         CheckVolumed(image_key, label_keys=label_keys, allow_missing_keys=True),
-        Orientationd(keys, axcodes="RAS", labels=_RAS_LABELS, allow_missing_keys=True),
+        orient_ras(keys, allow_missing_keys=True),
+        intensity,
     ]
-    if modality == "ct":
-        transforms.append(CTWindowd(image_key, level=ct_window[0], width=ct_window[1]))
-    else:
-        transforms.append(MRIPercentileNormalized(image_key, lower=mri_percentiles[0], upper=mri_percentiles[1]))
     if label_keys and label_mapping is not None:
         transforms.append(
             RemapLabelsd(

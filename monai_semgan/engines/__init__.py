@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from monai_semgan.engines.encoder_trainer import EncoderTrainer
 from monai_semgan.engines.paired_loader import PairedSliceLoader
+from monai_semgan.engines.paired_trainer import PairedTrainer
 from monai_semgan.engines.semantic_gan_trainer import (
     NonFiniteLossError,
     SemanticGanTrainer,
@@ -25,6 +26,7 @@ __all__ = [
     "EncoderTrainer",
     "NonFiniteLossError",
     "PairedSliceLoader",
+    "PairedTrainer",
     "SemanticGanTrainer",
     "lazy_adam",
     "masks_to_signed_onehot",

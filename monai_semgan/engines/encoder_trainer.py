@@ -23,18 +23,16 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from ignite.engine import Events
-from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
 from monai.losses import DiceCELoss
 
 from monai_semgan.engines.paired_loader import PairedSliceLoader
-from monai_semgan.engines.semantic_gan_trainer import _plain, _unwrap, check_finite, restore_rng_state, rng_state
+from monai_semgan.engines.paired_trainer import PairedTrainer, plain_tensor, unwrap_ddp
 
 __all__ = ["EncoderTrainer"]
 
 
-class EncoderTrainer(Trainer):
+class EncoderTrainer(PairedTrainer):
     """Encoder trainer (generator frozen).
 
     Args:
@@ -56,6 +54,8 @@ class EncoderTrainer(Trainer):
 
     Raises:
         ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader` or the encoder does not fit the generator.
+
+    Checkpoints include the random generators' states (:class:`PairedTrainer`), so a resumed run continues exactly.
     """
 
     def __init__(
@@ -75,21 +75,11 @@ class EncoderTrainer(Trainer):
         amp: bool = False,
         handlers: Sequence | None = None,
     ) -> None:
-        if not isinstance(data_loader, PairedSliceLoader):
-            raise ValueError(f"data_loader must be a PairedSliceLoader, got {type(data_loader).__name__}.")
-        enc = _unwrap(encoder)
+        enc = unwrap_ddp(encoder)
         if (enc.num_ws, enc.w_dim, enc.resolution) != (generator.num_ws, generator.w_dim, generator.resolution):
             raise ValueError("the encoder's resolution and W+ shape must match the generator's.")
-        device = torch.device(device)
-        super().__init__(
-            device=device,
-            max_epochs=max_epochs,
-            data_loader=data_loader,
-            epoch_length=data_loader.epoch_length,
-            handlers=None,
-            amp=amp and device.type == "cuda",
-            decollate=False,
-        )
+        super().__init__(device, max_epochs, data_loader, amp=amp)
+        device = self.state.device
         self.encoder = encoder
         self.generator = generator.eval().requires_grad_(False)
         self.optimizer = optimizer
@@ -98,16 +88,8 @@ class EncoderTrainer(Trainer):
         self.mse_weight, self.perceptual_weight, self.label_weight = mse_weight, perceptual_weight, label_weight
         binary = generator.label_channels == 1
         self.label_loss = DiceCELoss(sigmoid=binary, softmax=not binary, to_onehot_y=not binary)
-
-        @self.on(Events.EPOCH_STARTED)
-        def _seed_epoch(engine: EncoderTrainer) -> None:
-            data_loader.set_epoch(engine.state.epoch)
-
         if handlers is not None:
             self._register_handlers(handlers)
-
-    def _check(self, name: str, value: torch.Tensor) -> float:
-        return check_finite(name, value, self.state.iteration)
 
     def _reconstruction(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         ws = self.encoder(images)
@@ -118,9 +100,9 @@ class EncoderTrainer(Trainer):
 
     def _iteration(self, engine: EncoderTrainer, batchdata: dict[str, Any]) -> dict[str, float]:  # type: ignore[override]
         device = engine.state.device
-        real_u = _plain(batchdata["unlabeled"][self.image_key]).to(device).float()
-        real_l = _plain(batchdata["labeled"][self.image_key]).to(device).float()
-        mask_l = _plain(batchdata["labeled"][self.label_key]).to(device).long()
+        real_u = plain_tensor(batchdata["unlabeled"][self.image_key]).to(device).float()
+        real_l = plain_tensor(batchdata["labeled"][self.image_key]).to(device).float()
+        mask_l = plain_tensor(batchdata["labeled"][self.label_key]).to(device).long()
         engine.state.batch = batchdata
         self.encoder.train()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -147,13 +129,3 @@ class EncoderTrainer(Trainer):
         engine.state.output = out
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         return out
-
-    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
-        """Ignite's state plus the random number generators' states, so a resumed run continues exactly."""
-        return {**super().state_dict(), **rng_state()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
-        """Restore what :meth:`state_dict` saved."""
-        state = dict(state_dict)
-        restore_rng_state(state)
-        super().load_state_dict(state)

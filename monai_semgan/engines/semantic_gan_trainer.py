@@ -27,20 +27,16 @@ to any MONAI trainer; ``engine.state.output`` is a dict of float losses.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ignite.engine import Events
-from monai.data import MetaTensor
-from monai.engines import Trainer
 from monai.engines.utils import IterationEvents
-from torch.nn.parallel import DistributedDataParallel
 
 from monai_semgan.engines.paired_loader import PairedSliceLoader
+from monai_semgan.engines.paired_trainer import NonFiniteLossError, PairedTrainer, plain_tensor, unwrap_ddp
 from monai_semgan.losses import (
     PathLengthPenalty,
     feature_matching_loss,
@@ -51,47 +47,7 @@ from monai_semgan.losses import (
     r1_penalty,
 )
 
-__all__ = [
-    "NonFiniteLossError",
-    "SemanticGanTrainer",
-    "check_finite",
-    "lazy_adam",
-    "masks_to_signed_onehot",
-    "restore_rng_state",
-    "rng_state",
-]
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the message names the loss and the iteration."""
-
-
-def check_finite(name: str, value: torch.Tensor, iteration: int) -> float:
-    """``value`` as a float, or :class:`NonFiniteLossError` naming the loss and the iteration."""
-    number = float(value.detach())
-    if not math.isfinite(number):
-        raise NonFiniteLossError(
-            f"{name} became {number} at iteration {iteration}; training stopped, the last checkpoint is left as it was."
-        )
-    return number
-
-
-def rng_state() -> dict[str, Any]:
-    """The torch (and CUDA) random generators' states, for checkpoints that resume exactly."""
-    state: dict[str, Any] = {"torch_rng": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Pop and restore what :func:`rng_state` saved (missing entries are skipped)."""
-    rng = state.pop("torch_rng", None)
-    if rng is not None:
-        torch.set_rng_state(rng)
-    cuda_rng = state.pop("cuda_rng", None)
-    if cuda_rng is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda_rng)
+__all__ = ["NonFiniteLossError", "SemanticGanTrainer", "lazy_adam", "masks_to_signed_onehot"]
 
 
 def masks_to_signed_onehot(mask: torch.Tensor, label_channels: int) -> torch.Tensor:
@@ -130,15 +86,7 @@ def lazy_adam(
     return torch.optim.Adam(parameters, lr=lr * ratio, betas=(0.0, beta2**ratio), eps=1e-8)
 
 
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    return x.as_tensor() if isinstance(x, MetaTensor) else torch.as_tensor(x)
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
-class SemanticGanTrainer(Trainer):
+class SemanticGanTrainer(PairedTrainer):
     """Semi-supervised SemanticGAN trainer.
 
     Args:
@@ -209,28 +157,17 @@ class SemanticGanTrainer(Trainer):
         handlers: Sequence | None = None,
         non_blocking: bool = False,
     ) -> None:
-        if not isinstance(data_loader, PairedSliceLoader):
-            raise ValueError(f"data_loader must be a PairedSliceLoader, got {type(data_loader).__name__}.")
         if min(r1_interval, pl_interval) < 0:
             raise ValueError("regularization intervals must be >= 0.")
-        device = torch.device(device)
-        super().__init__(
-            device=device,
-            max_epochs=max_epochs,
-            data_loader=data_loader,
-            epoch_length=data_loader.epoch_length,
-            non_blocking=non_blocking,
-            handlers=None,
-            amp=amp and device.type == "cuda",
-            decollate=False,
-        )
+        super().__init__(device, max_epochs, data_loader, amp=amp, non_blocking=non_blocking)
+        device = self.state.device
         self.generator = generator
         self.image_discriminator = image_discriminator
         self.joint_discriminator = joint_discriminator
         self.g_optimizer = g_optimizer
         self.d_image_optimizer = d_image_optimizer
         self.d_joint_optimizer = d_joint_optimizer
-        self.generator_ema = generator_ema if generator_ema is not None else copy.deepcopy(_unwrap(generator)).eval()
+        self.generator_ema = generator_ema if generator_ema is not None else copy.deepcopy(unwrap_ddp(generator)).eval()
         self.generator_ema.requires_grad_(False)
         self.path_length = PathLengthPenalty(pl_decay).to(device)
         self.image_key, self.label_key = image_key, label_key
@@ -246,23 +183,15 @@ class SemanticGanTrainer(Trainer):
         # float16 needs loss scaling; bfloat16 does not
         self.grad_scaler = torch.amp.GradScaler("cuda", enabled=self.amp and amp_dtype == torch.float16)
         self.images_seen = 0
-
-        @self.on(Events.EPOCH_STARTED)
-        def _seed_epoch(engine: SemanticGanTrainer) -> None:
-            data_loader.set_epoch(engine.state.epoch)
-
         if handlers is not None:
             self._register_handlers(handlers)
 
     @property
     def _g(self) -> nn.Module:
-        return _unwrap(self.generator)
+        return unwrap_ddp(self.generator)
 
     def _autocast(self):
         return torch.autocast(self.state.device.type, dtype=self.amp_dtype, enabled=self.amp)
-
-    def _check(self, name: str, value: torch.Tensor) -> float:
-        return check_finite(name, value, self.state.iteration)
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -277,9 +206,9 @@ class SemanticGanTrainer(Trainer):
         device = engine.state.device
         kw = {"non_blocking": engine.non_blocking}
         # plain tensors: a MetaTensor routes every op of the networks through __torch_function__ (several times slower)
-        real_u = _plain(batchdata["unlabeled"][self.image_key]).to(device, **kw).float()
-        real_l = _plain(batchdata["labeled"][self.image_key]).to(device, **kw).float()
-        mask_l = _plain(batchdata["labeled"][self.label_key]).to(device, **kw)
+        real_u = plain_tensor(batchdata["unlabeled"][self.image_key]).to(device, **kw).float()
+        real_l = plain_tensor(batchdata["labeled"][self.image_key]).to(device, **kw).float()
+        mask_l = plain_tensor(batchdata["labeled"][self.label_key]).to(device, **kw)
         mask_l = masks_to_signed_onehot(mask_l, self._g.label_channels)
         batch = real_u.shape[0]
         iteration = engine.state.iteration  # 1-based in Ignite
@@ -333,7 +262,7 @@ class SemanticGanTrainer(Trainer):
         # synchronise) are bypassed
         g.requires_grad_(True)
         d_joint.requires_grad_(False)
-        d_img, d_joint = _unwrap(d_img), _unwrap(d_joint)
+        d_img, d_joint = unwrap_ddp(d_img), unwrap_ddp(d_joint)
         with self._autocast():
             gen_img, gen_lab = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
             loss_adv = logistic_generator_loss(d_img(gen_img).float())
@@ -400,7 +329,6 @@ class SemanticGanTrainer(Trainer):
         state = dict(super().state_dict())
         state["images_seen"] = self.images_seen
         state["path_length_mean"] = self.path_length.mean_length.detach().cpu().clone()
-        state.update(rng_state())
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
@@ -410,5 +338,4 @@ class SemanticGanTrainer(Trainer):
         mean = state.pop("path_length_mean", None)
         if mean is not None:
             self.path_length.mean_length.copy_(mean)
-        restore_rng_state(state)
         super().load_state_dict(state)

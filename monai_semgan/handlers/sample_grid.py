@@ -61,19 +61,47 @@ def overlay_grid(images: torch.Tensor, labels: torch.Tensor, columns: int = 4, a
     return canvas
 
 
-def _publish(grid: np.ndarray, folder: Path, prefix: str, iteration: int, writer, tag: str) -> Path:
-    """Write ``<folder>/<prefix>_<iteration>.png`` atomically and, with a writer, the same image to TensorBoard."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{prefix}_{iteration:07d}.png"
-    with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(grid).save(tmp)
-    if writer is not None:
-        writer.add_image(tag, grid, iteration, dataformats="HWC")
-        writer.flush()
-    return path
+class _PeriodicGrid:
+    """Every ``interval`` iterations and at the end of training, on rank 0, draw a grid (:meth:`draw`) and write it
+    as ``<output_dir>/<prefix>_<iteration>.png`` (atomically) and to TensorBoard under ``tag``."""
+
+    prefix = "grid"
+    tag = "grid"
+
+    def __init__(self, output_dir: str | os.PathLike, interval: int, summary_writer=None) -> None:
+        self.output_dir = Path(output_dir)
+        self.interval = interval
+        self.writer = summary_writer
+        self.last_path: Path | None = None
+
+    def attach(self, engine: Engine) -> None:
+        """Draw on ``ITERATION_COMPLETED(every=interval)`` and ``COMPLETED``."""
+        engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self)
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def draw(self, engine: Engine) -> np.ndarray | None:
+        """The ``uint8`` RGB grid, or ``None`` when there is nothing to draw."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def __call__(self, engine: Engine) -> None:
+        if getattr(engine.state, "rank", 0) != 0:
+            return
+        grid = self.draw(engine)
+        if grid is None:
+            return
+        iteration = engine.state.iteration
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / f"{self.prefix}_{iteration:07d}.png"
+        with atomic_path(path, suffix=".png") as tmp:
+            Image.fromarray(grid).save(tmp)
+        self.last_path = path
+        if self.writer is not None:
+            self.writer.add_image(self.tag, grid, iteration, dataformats="HWC")
+            self.writer.flush()
 
 
-class SampleGridHandler:
+class SampleGridHandler(_PeriodicGrid):
     """Every ``interval`` iterations (and at the end), draw fixed latents through the generator (the EMA copy) and
     save the image + label grid as ``samples/iter_<iteration>.png`` and to TensorBoard.
 
@@ -86,6 +114,9 @@ class SampleGridHandler:
         truncation_psi: truncation of the samples.
     """
 
+    prefix = "iter"
+    tag = "samples/image_and_label"
+
     def __init__(
         self,
         generator: torch.nn.Module,
@@ -95,33 +126,20 @@ class SampleGridHandler:
         summary_writer=None,
         truncation_psi: float = 1.0,
     ) -> None:
+        super().__init__(output_dir, interval, summary_writer)
         self.generator = generator
-        self.output_dir = Path(output_dir)
         self.num_samples = num_samples
-        self.interval = interval
-        self.writer = summary_writer
         self.truncation_psi = truncation_psi
         self.z = torch.randn(num_samples, generator.z_dim, generator=torch.Generator().manual_seed(0))
-        self.last_path: Path | None = None
 
-    def attach(self, engine: Engine) -> None:
-        """Draw on ``ITERATION_COMPLETED(every=interval)`` and ``COMPLETED``."""
-        engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self)
-        engine.add_event_handler(Events.COMPLETED, self)
-
-    @torch.no_grad()
-    def __call__(self, engine: Engine) -> None:
-        if getattr(engine.state, "rank", 0) != 0:
-            return
+    def draw(self, engine: Engine) -> np.ndarray:
+        """Fixed latents through the generator, image beside image + label."""
         device = next(self.generator.parameters()).device
         images, labels = self.generator(self.z.to(device), truncation_psi=self.truncation_psi, noise_mode="const")
-        grid = overlay_grid(images, labels)
-        self.last_path = _publish(
-            grid, self.output_dir, "iter", engine.state.iteration, self.writer, "samples/image_and_label"
-        )
+        return overlay_grid(images, labels)
 
 
-class ReconstructionGridHandler:
+class ReconstructionGridHandler(_PeriodicGrid):
     """Every ``interval`` iterations (and at the end) of encoder training, show how the encoder embeds real slices:
     each real slice with its mask beside its reconstruction ``G(E(x))`` with the generated label, saved as
     ``samples/recon_<iteration>.png`` and to TensorBoard.
@@ -135,6 +153,9 @@ class ReconstructionGridHandler:
         summary_writer: a TensorBoard ``SummaryWriter``, or ``None``.
     """
 
+    prefix = "recon"
+    tag = "encoder/real_vs_reconstruction"
+
     def __init__(
         self,
         segmenter: torch.nn.Module,
@@ -144,23 +165,15 @@ class ReconstructionGridHandler:
         interval: int = 100,
         summary_writer=None,
     ) -> None:
+        super().__init__(output_dir, interval, summary_writer)
         self.segmenter = segmenter
-        self.output_dir = Path(output_dir)
         self.batch_key = batch_key
         self.num_samples = num_samples
-        self.interval = interval
-        self.writer = summary_writer
-        self.last_path: Path | None = None
 
-    def attach(self, engine: Engine) -> None:
-        """Draw on ``ITERATION_COMPLETED(every=interval)`` and ``COMPLETED``."""
-        engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.interval), self)
-        engine.add_event_handler(Events.COMPLETED, self)
-
-    @torch.no_grad()
-    def __call__(self, engine: Engine) -> None:
-        if getattr(engine.state, "rank", 0) != 0 or engine.state.batch is None:
-            return
+    def draw(self, engine: Engine) -> np.ndarray | None:
+        """The current batch's slices beside their reconstructions, with real and generated labels."""
+        if engine.state.batch is None:
+            return None
         batch = engine.state.batch[self.batch_key]
         device = next(self.segmenter.parameters()).device
         real = torch.as_tensor(batch["image"][: self.num_samples]).float().to(device)
@@ -173,7 +186,4 @@ class ReconstructionGridHandler:
         # real and reconstruction side by side, row by row
         images = torch.stack([real, fake], dim=1).flatten(0, 1)
         labels = torch.stack([real_labels.to(logits.dtype), logits], dim=1).flatten(0, 1)
-        grid = overlay_grid(images, labels, columns=2)
-        self.last_path = _publish(
-            grid, self.output_dir, "recon", engine.state.iteration, self.writer, "encoder/real_vs_reconstruction"
-        )
+        return overlay_grid(images, labels, columns=2)

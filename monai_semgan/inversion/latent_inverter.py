@@ -51,6 +51,18 @@ class InversionResult:
     loss: torch.Tensor
     steps: torch.Tensor
 
+    @classmethod
+    def cat(cls, parts: Sequence[InversionResult]) -> InversionResult:
+        """Join results of consecutive chunks of slices into one, in order."""
+        return cls(
+            ws=torch.cat([p.ws for p in parts]),
+            noise=[torch.cat(maps) for maps in zip(*(p.noise for p in parts))],
+            image=torch.cat([p.image for p in parts]),
+            label_logits=torch.cat([p.label_logits for p in parts]),
+            loss=torch.cat([p.loss for p in parts]),
+            steps=torch.cat([p.steps for p in parts]),
+        )
+
 
 def inversion_learning_rate(step: int, steps: int, lr: float, warmup: float = 0.05, rampdown: float = 0.25) -> float:
     """StyleGAN2 projector schedule: linear warm-up over the first ``warmup`` fraction, cosine ramp-down over the last
@@ -224,15 +236,7 @@ class LatentInverter:
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise ValueError(f"expected images [N, {', '.join(map(str, expected))}], got {tuple(images.shape)}.")
         steps = self.steps if steps is None else steps
-        parts = [self._invert_chunk(chunk, steps) for chunk in images.split(self.chunk_size)]
-        return InversionResult(
-            ws=torch.cat([p.ws for p in parts]),
-            noise=[torch.cat(maps) for maps in zip(*(p.noise for p in parts))],
-            image=torch.cat([p.image for p in parts]),
-            label_logits=torch.cat([p.label_logits for p in parts]),
-            loss=torch.cat([p.loss for p in parts]),
-            steps=torch.cat([p.steps for p in parts]),
-        )
+        return InversionResult.cat([self._invert_chunk(chunk, steps) for chunk in images.split(self.chunk_size)])
 
     def _invert_chunk(self, images: torch.Tensor, steps: int) -> InversionResult:
         g = self.generator

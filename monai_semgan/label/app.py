@@ -29,7 +29,7 @@ from monailabel.tasks.activelearning.random import Random
 import monai_semgan
 from monai_semgan.data.loading import unwrap_transform_error
 from monai_semgan.label.infer_task import SemanticGanInferTask, bundle_labels
-from monai_semgan.label.train_task import ARCHITECTURE_KEYS, SemanticGanTrainTask
+from monai_semgan.label.train_task import SemanticGanTrainTask
 
 __all__ = ["SemanticGanLabelApp"]
 
@@ -83,13 +83,11 @@ class SemanticGanLabelApp(MONAILabelApp):
 
     def init_trainers(self) -> dict[str, TrainTask]:
         """Semi-supervised training from the datastore."""
-        architecture = {k: v for k, v in self.overrides.items() if k in ARCHITECTURE_KEYS or k.endswith("batch_size")}
-        architecture.update({k: v for k, v in self.overrides.items() if k in ("slices_per_volume", "num_workers")})
         task = SemanticGanTrainTask(
             self.bundle,
             Path(self.app_dir),
             self.trained_model,
-            overrides=architecture,
+            overrides=self.overrides,
             modality=self.modality,
             label_values=self.label_values,
             gan_iterations=int(self.conf.get("gan_iterations", 600)),

@@ -144,7 +144,7 @@ class SemanticGanInferTask(BasicInferTask):
     def _get_network(self, device: str, data: dict):
         network = super()._get_network(device, data)
         # request options: "mode" (quick / optimize) and "optimize_steps"
-        mode = (data or {}).get("mode", self._config.get("mode", "optimize"))
+        mode = (data or {}).get("mode", self._config.get("mode", "quick"))
         steps = int((data or {}).get("optimize_steps", self._config.get("optimize_steps", 100)))
         network.inverter.steps = 0 if mode == "quick" else steps
         return network

@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,12 +36,17 @@ from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_semgan.atomic_write import atomic_path
 
-__all__ = ["SemanticGanTrainTask", "datastore_datalist"]
+__all__ = ["TRAINING_KEYS", "SemanticGanTrainTask", "datastore_datalist"]
 
 logger = logging.getLogger(__name__)
 
-# keys that describe the network: passed to both training configs so the encoder fits the generator
-ARCHITECTURE_KEYS = (
+# bundle overrides passed on to both training configs: the network's shape (so the trained model fits the inference
+# config) and how slices are batched
+TRAINING_KEYS = (
+    "batch_size",
+    "labeled_batch_size",
+    "slices_per_volume",
+    "num_workers",
     "resolution",
     "z_dim",
     "w_dim",
@@ -74,7 +80,7 @@ class SemanticGanTrainTask(TrainTask):
         bundle: the bundle folder (``configs/train.json``, ``configs/train_encoder.json``).
         workspace: where runs go (``<workspace>/train/<time>/gan``, ``.../encoder``).
         model_path: where the trained segmenter weights are published (the inference task's newest path).
-        overrides: config overrides applied to both runs (architecture keys, batch sizes, ...).
+        overrides: bundle overrides; those named in :data:`TRAINING_KEYS` are applied to both runs.
         modality: ``"mri"`` or ``"ct"`` (intensity normalization of the datastore's images).
         label_values: label values in the datastore's labels that mean the structure (MONAI Label saves 1 for the
             first label).
@@ -99,7 +105,7 @@ class SemanticGanTrainTask(TrainTask):
         self.bundle = Path(bundle)
         self.workspace = Path(workspace)
         self.model_path = Path(model_path)
-        self.overrides = dict(overrides or {})
+        self.overrides = {k: v for k, v in (overrides or {}).items() if k in TRAINING_KEYS}
         self.modality = modality
         self.label_values = [int(v) for v in label_values]
         self.gan_iterations = gan_iterations
@@ -118,29 +124,28 @@ class SemanticGanTrainTask(TrainTask):
     def _run(self, name: str, args: list[str], log_path: Path) -> None:
         cmd = [sys.executable, "-m", "monai.bundle", "run", "training", *args]
         logger.info(f"SemanticGAN {name}: {' '.join(cmd)}")
-        start = time.monotonic()
-        with (
-            subprocess.Popen(
-                cmd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                encoding="utf-8",
-                errors="replace",
-                env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            ) as proc,
-            log_path.open("w", encoding="utf-8") as log,
-        ):
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                log.write(line)
-                # progress bars redraw with carriage returns: report their last state
-                text = line.rstrip("\n").split("\r")[-1].strip()
-                if text:
-                    logger.info(f"[{name}] {text}")
-                if time.monotonic() - start > self.timeout:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with log_path.open("w", encoding="utf-8") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8", errors="replace", env=env
+            )
+            # a watchdog, so that a run that hangs without printing is stopped too
+            watchdog = threading.Timer(self.timeout, proc.kill)
+            watchdog.start()
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    log.write(line)
+                    # progress bars redraw with carriage returns: report their last state
+                    text = line.rstrip("\n").split("\r")[-1].strip()
+                    if text:
+                        logger.info(f"[{name}] {text}")
+                code = proc.wait()
+            finally:
+                watchdog.cancel()
+                if proc.poll() is None:
                     proc.kill()
-                    break
-            code = proc.wait()
+                    proc.wait()
         if code != 0:
             raise MONAILabelException(
                 MONAILabelError.SERVER_ERROR, f"SemanticGAN {name} failed (exit code {code}); see {log_path}"

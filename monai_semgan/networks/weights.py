@@ -67,12 +67,9 @@ def load_network_weights(network: nn.Module, path: str | os.PathLike, map_locati
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}.")
     own = network.state_dict()
-    for prefix in ("", "generator."):
-        expected = (
-            getattr(network, "resolution", None)
-            if prefix == ""
-            else getattr(getattr(network, "generator", None), "resolution", None)
-        )
+    # the network is a generator, or holds one as ``generator`` (the segmenter)
+    for prefix, module in (("", network), ("generator.", getattr(network, "generator", None))):
+        expected = getattr(module, "resolution", None)
         if expected is None or f"{prefix}const" not in own:
             continue
         found = checkpoint_resolution(state, prefix)

@@ -29,16 +29,15 @@ from monai.transforms import (
     EnsureTyped,
     Invertd,
     KeepLargestConnectedComponentd,
-    Orientationd,
     Resized,
     SaveImaged,
 )
 
 from monai_semgan.atomic_write import atomic_path
 from monai_semgan.data.discovery import discover_cases
-from monai_semgan.data.intensity import LIVER_WINDOW, CTWindowd, MRIPercentileNormalized
+from monai_semgan.data.intensity import LIVER_WINDOW
 from monai_semgan.data.labels import RemapLabelsd
-from monai_semgan.data.loaders import MODALITIES, SquareAxialPadd
+from monai_semgan.data.loaders import SquareAxialPadd, intensity_normalization, orient_ras
 from monai_semgan.data.loading import LoadVolumed
 from monai_semgan.data.sitk_reader import list_dicom_series
 from monai_semgan.data.validation import CheckAxialSlicesd, CheckVolumed
@@ -51,7 +50,6 @@ __all__ = [
     "segmentation_preprocessing",
 ]
 
-_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 _NIFTI = (".nii", ".nii.gz")
 
 
@@ -141,20 +139,16 @@ def segmentation_preprocessing(
     Raises:
         ValueError: on an unknown modality.
     """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
     keys = [image_key] + ([label_key] if label_key else [])
+    intensity = intensity_normalization(modality, image_key, ct_window, mri_percentiles)
     transforms: list = [
         LoadVolumed(keys),
         EnsureChannelFirstd(keys),
         CheckVolumed(image_key, label_keys=[label_key] if label_key else [], allow_constant=False),
         CheckAxialSlicesd(image_key),
-        Orientationd(image_key, axcodes="RAS", labels=_RAS_LABELS),
+        orient_ras(image_key),
+        intensity,
     ]
-    if modality == "ct":
-        transforms.append(CTWindowd(image_key, level=ct_window[0], width=ct_window[1]))
-    else:
-        transforms.append(MRIPercentileNormalized(image_key, lower=mri_percentiles[0], upper=mri_percentiles[1]))
     transforms += [
         SquareAxialPadd(image_key, value=-1.0),
         # trilinear with anti-aliasing (depth unchanged): its inverse is a smooth upsampling of the probabilities
