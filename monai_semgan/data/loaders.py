@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 
+import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import CacheDataset, DataLoader, Dataset
@@ -27,6 +28,7 @@ from monai.transforms import (
     EnsureChannelFirstd,
     EnsureTyped,
     Orientationd,
+    RandAffined,
     RandFlipd,
     Resized,
     SpatialPadd,
@@ -193,6 +195,7 @@ def make_slice_dataset(
     slices_per_volume: int = 8,
     fg_ratio: float = 0.75,
     flip_prob: float = 0.5,
+    affine_prob: float = 0.0,
     label_mapping: Mapping[int, int] | str | None = None,
     label_others: int | None = 0,
     num_classes: int = 2,
@@ -211,6 +214,9 @@ def make_slice_dataset(
         slices_per_volume: slices drawn from each volume per epoch.
         fg_ratio: probability of an organ slice for labeled volumes.
         flip_prob: probability of a left-right flip of each slice (image and label together).
+        affine_prob: probability of a random in-plane affine transform of each slice (rotation up to 15 degrees,
+            scaling by up to 10 %, shifts up to 1/16 of the width; image and label together). 0 for the GAN, which
+            must learn the real anatomy's statistics; the supervised U-Net baseline uses it.
         label_mapping: see :func:`volume_transforms`.
         label_others: see :func:`volume_transforms`.
         num_classes: see :func:`volume_transforms`.
@@ -250,8 +256,20 @@ def make_slice_dataset(
         AxialSliceStatsd("image", "label" if labeled else None),
         RandAxialSliced(keys, num_samples=1, fg_ratio=fg_ratio),
         RandFlipd(keys, prob=flip_prob, spatial_axis=0),
-        EnsureTyped(keys, track_meta=False),  # plain tensors: MetaTensor ops would slow the networks down
     ]
+    if affine_prob > 0:
+        transforms.append(
+            RandAffined(
+                keys,
+                prob=affine_prob,
+                rotate_range=np.deg2rad(15.0),
+                scale_range=0.1,
+                translate_range=resolution / 16,
+                mode=("bilinear", "nearest")[: len(keys)],
+                padding_mode=("border", "zeros")[: len(keys)],
+            )
+        )
+    transforms.append(EnsureTyped(keys, track_meta=False))  # plain tensors: MetaTensor ops would slow the networks
     # no random transform writes into the cached volume (slices are copied out), so the cache need not be copied
     try:
         volumes = CacheDataset(

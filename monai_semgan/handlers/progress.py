@@ -59,10 +59,12 @@ class TrainingSummary:
 
     Args:
         paths: label -> path, e.g. ``{"checkpoints": ..., "model": ..., "TensorBoard": ..., "samples": ...}``.
+        name: what was trained, for the message.
     """
 
-    def __init__(self, paths: dict[str, str | os.PathLike]) -> None:
+    def __init__(self, paths: dict[str, str | os.PathLike], name: str = "SemanticGAN") -> None:
         self.paths = {k: str(v) for k, v in paths.items()}
+        self.name = name
         self.start = time.perf_counter()
 
     def attach(self, engine: Engine) -> None:
@@ -77,6 +79,6 @@ class TrainingSummary:
         if getattr(engine.state, "rank", 0) != 0:
             return
         minutes = (time.perf_counter() - self.start) / 60
-        lines = [f"SemanticGAN training finished: {engine.state.iteration} iterations, {minutes:.1f} min."]
+        lines = [f"{self.name} training finished: {engine.state.iteration} iterations, {minutes:.1f} min."]
         lines += [f"  {label:<12} {path}" for label, path in self.paths.items()]
         print("\n".join(lines), flush=True)

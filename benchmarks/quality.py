@@ -1,0 +1,397 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Segmentation quality: SemanticGAN against a supervised 2-D U-Net, in domain and out of domain.
+
+For each number of labeled cases K, through the bundle's own commands (what users run):
+
+1. ``train.json``: the GAN, on K labeled training cases and every other training case unlabeled;
+2. ``train_encoder.json``: the encoder (together 1 and 2 are SemanticGAN's training wall time);
+3. ``train_unet.json``: MONAI's 2-D ``UNet`` on exactly the same K labeled cases (same slice sampler, resolution and
+   preprocessing), Dice + CE, flips and affine augmentation, for at least SemanticGAN's wall time;
+4. ``evaluate.json``: 3-D Dice and HD95 per patient on the input grid, on the in-domain test cases and on each
+   out-of-domain set: SemanticGAN in quick mode (encoder only) and in optimize mode (test-time optimization), the
+   U-Net through ``evaluate.json`` + ``unet.json``.
+
+Every step writes its outputs and a ``done.json`` marker under ``--out``; a rerun skips finished steps and resumes an
+interrupted training from its last checkpoint. The models stay in ``--out`` (``models/model.pt``), so they can be
+evaluated on other data with ``evaluate.json``. Results: ``cases.csv`` (one row per case), ``summary.csv`` (mean, std
+per tag, K, method and test set; rows of other tags already in the file are kept: the history) and ``quality.png``
+in ``--report_dir``.
+
+    D=../shared/data
+    python benchmarks/quality.py --train_dir $D/chaos_t2spir --modality mri --label_values 1 \
+        --ood totalseg_mr mri 5 $D/totalseg/example_mr_sm.nii.gz=$D/totalseg/example_seg_mr.nii.gz \
+        --ood totalseg_ct ct 5 $D/totalseg/example_ct_sm.nii.gz=$D/totalseg/example_seg.nii.gz \
+        --out runs/quality --report_dir docs/figures/quality --tag default [--quick]
+
+Without ``--test_dir`` the cases of ``--train_dir`` are split into training and test cases by ``--seed``. Options
+after ``--gan`` (``KEY=VALUE``) override ``train.json`` settings, e.g. ``--gan joint_r1_gamma=10``; give each such
+configuration its own ``--tag``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from monai_semgan.atomic_write import atomic_path
+from monai_semgan.data import discover_cases
+from monai_semgan.data.discovery import write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLE = ROOT / "bundles" / "liver_ct"
+CONFIGS = BUNDLE / "configs"
+
+# --quick: about 12 minutes on a 2-core CPU; the full protocol: about 70 minutes
+PROTOCOLS = {
+    "quick": {"gan_iterations": 150, "encoder_iterations": 100, "optimize_steps": 20},
+    "full": {"gan_iterations": 1800, "encoder_iterations": 400, "optimize_steps": 100},
+}
+METHODS = ("semgan_quick", "semgan_optimize", "unet")
+
+
+def parse_pairs(spec: str) -> list[dict[str, str]]:
+    """``IMAGE=LABEL[,IMAGE=LABEL...]`` -> datalist items; anything else is a folder or datalist for
+    :func:`discover_cases`."""
+    items = []
+    for pair in spec.split(","):
+        image, _, label = pair.partition("=")
+        if not label:
+            raise ValueError(f"{spec}: expected IMAGE=LABEL pairs separated by commas, or a folder / datalist .json.")
+        for path in (image, label):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: file not found (in --ood {spec}).")
+        items.append({"image": str(Path(image).resolve()), "label": str(Path(label).resolve())})
+    return items
+
+
+def test_cases(spec: str) -> list[dict[str, str]]:
+    """Labeled cases of a test set given as a folder, a datalist, or ``IMAGE=LABEL`` pairs."""
+    if "=" in spec:
+        return parse_pairs(spec)
+    cases = [c for c in discover_cases(spec) if c.get("label")]
+    if not cases:
+        raise ValueError(f"{spec}: no labeled case in this test set.")
+    return [{"image": c["image"], "label": c["label"]} for c in cases]
+
+
+def write_datalist(items: Sequence[dict[str, str]], path: Path) -> Path:
+    write_json_atomic({"training": [dict(i) for i in items]}, path)
+    return path
+
+
+def prepare_data(args: argparse.Namespace, out: Path) -> tuple[dict[int, Path], dict[str, dict]]:
+    """Write the training datalists (one per K: K cases keep their labels) and the test sets.
+
+    Returns:
+        ``{K: datalist}`` and ``{test set: {"datalist", "modality", "label_values", "domain"}}``.
+    """
+    cases = discover_cases(args.train_dir)
+    labeled = [c for c in cases if c.get("label")]
+    rng = np.random.default_rng(args.seed)
+    if args.test_dir:
+        train, test = cases, [{"image": c["image"], "label": c["label"]} for c in test_cases(args.test_dir)]
+    else:
+        if len(labeled) < 2:
+            raise ValueError(f"{args.train_dir}: at least 2 labeled cases are needed to split train and test.")
+        order = [labeled[i] for i in rng.permutation(len(labeled))]
+        n_test = max(1, round(args.test_fraction * len(labeled)))
+        test_ids = {c["case_id"] for c in order[:n_test]}
+        train = [c for c in cases if c["case_id"] not in test_ids]
+        test = [{"image": c["image"], "label": c["label"]} for c in order[:n_test]]
+    train_labeled = [c for c in train if c.get("label")]
+    # the same order for every K, so the K = 1 case is one of the K = 2 cases
+    pick = [train_labeled[i]["case_id"] for i in np.random.default_rng(args.seed + 1).permutation(len(train_labeled))]
+    data_dir = out / "data"
+    datalists = {}
+    for k in args.num_labeled:
+        if k > len(pick):
+            raise ValueError(f"--num_labeled {k}: only {len(pick)} labeled training cases.")
+        keep = set(pick[:k])
+        items = [
+            {"image": c["image"], "case_id": c["case_id"], **({"label": c["label"]} if c["case_id"] in keep else {})}
+            for c in train
+        ]
+        datalists[k] = write_datalist(items, data_dir / f"train_k{k}.json")
+    sets = {
+        args.test_name: {
+            "datalist": write_datalist(test, data_dir / f"test_{args.test_name}.json"),
+            "modality": args.modality,
+            "label_values": args.label_values,
+            "domain": "in",
+        }
+    }
+    for name, modality, values, spec in args.ood or []:
+        sets[name] = {
+            "datalist": write_datalist(test_cases(spec), data_dir / f"test_{name}.json"),
+            "modality": modality,
+            "label_values": [int(v) for v in values.split(",")],
+            "domain": "out",
+        }
+    tests = {n: str(s["datalist"]) for n, s in sets.items()}
+    split = {"train": [c["case_id"] for c in train], "labeled_order": pick, "test": tests}
+    write_json_atomic(split, data_dir / "split.json")
+    return datalists, sets
+
+
+def run_step(name: str, cmd: list[str], folder: Path, verbose: bool = False) -> float:
+    """Run one step unless its ``done.json`` exists; returns its wall time in seconds (recorded in the marker).
+
+    Raises:
+        RuntimeError: when the command fails (the message names its log).
+    """
+    marker = folder / "done.json"
+    if marker.exists():
+        wall = float(json.loads(marker.read_text(encoding="utf-8"))["wall_s"])
+        print(f"  {name:<40} done before ({wall / 60:.1f} min)", flush=True)
+        return wall
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "log.txt"
+    print(f"  {name:<40} running (log: {log})", flush=True)
+    start = time.perf_counter()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "a", encoding="utf-8") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert proc.stdout is not None
+        for line in io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace"):
+            f.write(line)
+            if verbose:
+                sys.stdout.write(line)
+        code = proc.wait()
+    wall = time.perf_counter() - start
+    if code != 0:
+        raise RuntimeError(f"{name} failed (exit {code}); see {log}")
+    write_json_atomic({"wall_s": wall, "command": cmd}, marker)
+    print(f"  {name:<40} finished in {wall / 60:.1f} min", flush=True)
+    return wall
+
+
+def bundle(workflow: str, configs: Sequence[str], *options: str) -> list[str]:
+    files = [str(CONFIGS / c) for c in configs]
+    config_arg = files[0] if len(files) == 1 else "[" + ",".join(repr(f) for f in files) + "]"
+    return [sys.executable, "-m", "monai.bundle", "run", workflow, "--config_file", config_arg,
+            "--bundle_root", str(BUNDLE), *options]  # fmt: skip
+
+
+def overrides(pairs: Sequence[str]) -> list[str]:
+    """``KEY=VALUE`` -> ``--KEY VALUE``."""
+    options = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"{pair}: expected KEY=VALUE.")
+        options += [f"--{key}", value]
+    return options
+
+
+def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict], run_dir: Path) -> list[dict]:
+    """Train both methods with K labeled cases and evaluate them on every test set; returns per-case rows."""
+    protocol = dict(PROTOCOLS["quick" if args.quick else "full"])
+    protocol.update({key: getattr(args, key) for key in protocol if getattr(args, key) is not None})
+    mapping = "{" + ", ".join(f"{v}: 1" for v in args.label_values) + "}"
+    common = ["--modality", args.modality, "--label_mapping", mapping, "--seed", str(args.seed)]
+    gan_dir, enc_dir, unet_dir = run_dir / "semgan" / "gan", run_dir / "semgan" / "encoder", run_dir / "unet"
+    print(f"K = {k} ({run_dir})", flush=True)
+    gan_wall = run_step(
+        f"[K={k}] SemanticGAN: GAN", bundle("training", ["train.json"], "--output_dir", str(gan_dir),
+        "--dataset_dir", str(datalist), "--num_labeled", str(k), "--iterations", str(protocol["gan_iterations"]),
+        *common, *overrides(args.gan)), gan_dir, args.verbose,
+    )  # fmt: skip
+    enc_wall = run_step(
+        f"[K={k}] SemanticGAN: encoder", bundle("training", ["train_encoder.json"], "--gan_dir", str(gan_dir),
+        "--output_dir", str(enc_dir), "--iterations", str(protocol["encoder_iterations"]), *common,
+        *overrides(args.encoder)), enc_dir, args.verbose,
+    )  # fmt: skip
+    semgan_wall = gan_wall + enc_wall
+    # the U-Net trains at least as long as SemanticGAN did; the iteration cap is never the limit on CPU
+    unet_wall = run_step(
+        f"[K={k}] U-Net", bundle("training", ["train_unet.json"], "--output_dir", str(unet_dir),
+        "--dataset_dir", str(datalist), "--num_labeled", str(k), "--iterations", "1000000",
+        "--time_limit_s", f"{semgan_wall * args.unet_time_factor:.0f}", *common, *overrides(args.unet)),
+        unet_dir, args.verbose,
+    )  # fmt: skip
+    models = {"semgan": enc_dir / "models" / "model.pt", "unet": unet_dir / "models" / "model.pt"}
+    rows = []
+    for set_name, spec in sets.items():
+        for method in METHODS:
+            eval_dir = run_dir / "eval" / method / set_name
+            configs = ["evaluate.json", "unet.json"] if method == "unet" else ["evaluate.json"]
+            options = ["--model_path", str(models["unet" if method == "unet" else "semgan"]),
+                       "--dataset_dir", str(spec["datalist"]), "--output_dir", str(eval_dir),
+                       "--modality", spec["modality"], "--label_values", str(list(spec["label_values"]))]  # fmt: skip
+            if method.startswith("semgan"):
+                options += ["--mode", method.split("_")[1], "--optimize_steps", str(protocol["optimize_steps"])]
+            eval_wall = run_step(
+                f"[K={k}] evaluate {method} on {set_name}",
+                bundle("evaluating", configs, *options),
+                eval_dir,
+                args.verbose,
+            )
+            with open(eval_dir / "dice.csv", encoding="utf-8") as f:
+                cases = [r for r in csv.DictReader(f) if r["case"] not in ("mean", "std")]
+            train_wall = unet_wall if method == "unet" else semgan_wall
+            for r in cases:
+                rows.append({
+                    "tag": args.tag, "K": k, "method": method, "test_set": set_name, "domain": spec["domain"],
+                    "case": r["case"], "dice": float(r["dice"]),
+                    "hd95_mm": float(r["hd95_mm"]) if r["hd95_mm"] else float("nan"),
+                    "train_min": train_wall / 60, "eval_s_per_case": eval_wall / max(1, len(cases)),
+                })  # fmt: skip
+    return rows
+
+
+def summarize(rows: Sequence[dict]) -> list[dict]:
+    """Mean and std of Dice, mean HD95 (over cases where both masks are non-empty) per tag, K, method and set."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["tag"], int(r["K"]), r["method"], r["test_set"]), []).append(r)
+    out = []
+    for (tag, k, method, test_set), rs in groups.items():
+        dice = np.array([float(r["dice"]) for r in rs])
+        hd = np.array([float(r["hd95_mm"]) for r in rs])
+        out.append({
+            "tag": tag, "K": k, "method": method, "test_set": test_set, "domain": rs[0]["domain"], "cases": len(rs),
+            "dice_mean": round(float(dice.mean()), 4), "dice_std": round(float(dice.std()), 4),
+            "hd95_mean_mm": round(float(np.nanmean(hd)), 2) if np.isfinite(hd).any() else "",
+            "empty_predictions": int(np.isnan(hd).sum()), "train_min": round(float(rs[0]["train_min"]), 1),
+        })  # fmt: skip
+    return out
+
+
+def write_csv(rows: Sequence[dict], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def merge_history(summary: list[dict], path: Path) -> list[dict]:
+    """Rows of ``path`` from other tags, then ``summary`` (a rerun of a tag replaces its rows)."""
+    tags = {r["tag"] for r in summary}
+    old = []
+    if path.exists():
+        with open(path, encoding="utf-8") as f:
+            old = [r for r in csv.DictReader(f) if r["tag"] not in tags]
+    return old + list(summary)
+
+
+def plot(summary: Sequence[dict], tag: str, path: Path) -> None:
+    """Grouped bars of mean Dice (std as error bars): one panel per K, test sets along x, one bar per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in summary if r["tag"] == tag]
+    ks = sorted({int(r["K"]) for r in rows})
+    sets = list(dict.fromkeys(r["test_set"] for r in rows))
+    labels = {"semgan_quick": "SemanticGAN (encoder)", "semgan_optimize": "SemanticGAN (optimize)", "unet": "U-Net"}
+    fig, axes = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 3.6), sharey=True, squeeze=False)
+    width = 0.8 / len(METHODS)
+    for ax, k in zip(axes[0], ks):
+        for i, method in enumerate(METHODS):
+            values = {r["test_set"]: r for r in rows if int(r["K"]) == k and r["method"] == method}
+            x = np.arange(len(sets)) + (i - (len(METHODS) - 1) / 2) * width
+            mean = [float(values[s]["dice_mean"]) if s in values else np.nan for s in sets]
+            std = [float(values[s]["dice_std"]) if s in values else 0.0 for s in sets]
+            ax.bar(x, mean, width, yerr=std, capsize=2, label=labels[method])
+        ax.set_xticks(np.arange(len(sets)), sets)
+        ax.set_title(f"K = {k} labeled case{'s' if k > 1 else ''}")
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("3-D Dice (mean, std)")
+    axes[0][-1].legend(fontsize=8, loc="upper right")
+    fig.suptitle(f"Liver, {tag}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+def markdown(summary: Sequence[dict]) -> str:
+    lines = ["| tag | K | method | test set | cases | Dice mean (std) | HD95 mm | empty | train min |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in summary:
+        lines.append(
+            f"| {r['tag']} | {r['K']} | {r['method']} | {r['test_set']} | {r['cases']} | "
+            f"{float(r['dice_mean']):.3f} ({float(r['dice_std']):.3f}) | {r['hd95_mean_mm']} | "
+            f"{r['empty_predictions']} | {r['train_min']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train_dir", required=True, help="labeled (and unlabeled) training cases")
+    parser.add_argument("--test_dir", default="", help="in-domain test cases (default: split --train_dir by --seed)")
+    parser.add_argument("--test_name", default="in_domain", help="name of the in-domain test set")
+    parser.add_argument("--test_fraction", type=float, default=0.4, help="share of labeled cases held out for test")
+    parser.add_argument("--modality", default="mri", choices=("mri", "ct"))
+    parser.add_argument("--label_values", type=int, nargs="+", default=[1], help="label values of the organ")
+    parser.add_argument("--ood", nargs=4, action="append", metavar=("NAME", "MODALITY", "LABEL_VALUES", "PATH"),
+                        help="out-of-domain test set; PATH: folder, datalist or IMAGE=LABEL[,IMAGE=LABEL]")  # fmt: skip
+    parser.add_argument("--num_labeled", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="short training and optimization (about 12 min on CPU)")
+    for key in PROTOCOLS["full"]:
+        parser.add_argument(f"--{key}", type=int, default=None, help="override the protocol's value")
+    parser.add_argument("--tag", default="default", help="name of this configuration in the tables")
+    parser.add_argument("--gan", nargs="*", default=[], metavar="KEY=VALUE", help="train.json overrides")
+    parser.add_argument("--encoder", nargs="*", default=[], metavar="KEY=VALUE", help="train_encoder.json overrides")
+    parser.add_argument("--unet", nargs="*", default=[], metavar="KEY=VALUE", help="train_unet.json overrides")
+    parser.add_argument("--unet_time_factor", type=float, default=1.0, help="U-Net budget / SemanticGAN wall time")
+    parser.add_argument("--out", default="runs/quality", help="models, logs and per-run results")
+    parser.add_argument("--report_dir", default="", help="where summary.csv, cases.csv, quality.png go (default --out)")
+    parser.add_argument("--verbose", action="store_true", help="stream the bundle commands' output")
+    args = parser.parse_args(argv)
+
+    out = Path(args.out) / args.tag / ("quick" if args.quick else "full")
+    report = Path(args.report_dir) if args.report_dir else Path(args.out)
+    start = time.perf_counter()
+    print(
+        f"quality benchmark '{args.tag}' ({'quick' if args.quick else 'full'}) -> {out}; {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
+        flush=True,
+    )  # noqa: E501
+    datalists, sets = prepare_data(args, out)
+    rows = []
+    for k in args.num_labeled:
+        rows += run_k(args, k, datalists[k], sets, out / f"k{k}")
+    suffix = "_quick" if args.quick else ""
+    write_csv(rows, out / "cases.csv")
+    summary = summarize(rows)
+    write_csv(summary, out / "summary.csv")
+    history = merge_history(summary, report / f"summary{suffix}.csv")
+    write_csv(history, report / f"summary{suffix}.csv")
+    write_csv(merge_history(rows, report / f"cases{suffix}.csv"), report / f"cases{suffix}.csv")
+    plot(history, args.tag, report / f"quality_{args.tag}{suffix}.png")
+    print(markdown(summary))
+    print(f"total {(time.perf_counter() - start) / 60:.1f} min; report in {report}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
