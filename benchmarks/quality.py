@@ -373,10 +373,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     out = Path(args.out) / args.tag / ("quick" if args.quick else "full")
     report = Path(args.report_dir) if args.report_dir else Path(args.out)
     start = time.perf_counter()
-    print(
-        f"quality benchmark '{args.tag}' ({'quick' if args.quick else 'full'}) -> {out}; {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
-        flush=True,
-    )  # noqa: E501
+    machine = f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    print(f"quality benchmark '{args.tag}' ({'quick' if args.quick else 'full'}) -> {out}; {machine}", flush=True)
     datalists, sets = prepare_data(args, out)
     rows = []
     for k in args.num_labeled:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from monai_semgan.engines.diff_augment import DifferentiableAugment
 from monai_semgan.engines.encoder_trainer import EncoderTrainer
 from monai_semgan.engines.paired_loader import PairedSliceLoader
 from monai_semgan.engines.paired_trainer import PairedTrainer
@@ -23,6 +24,7 @@ from monai_semgan.engines.semantic_gan_trainer import (
 )
 
 __all__ = [
+    "DifferentiableAugment",
     "EncoderTrainer",
     "NonFiniteLossError",
     "PairedSliceLoader",

@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from monai.engines.utils import IterationEvents
 
+from monai_semgan.engines.diff_augment import DifferentiableAugment
 from monai_semgan.engines.paired_loader import PairedSliceLoader
 from monai_semgan.engines.paired_trainer import NonFiniteLossError, PairedTrainer, plain_tensor, unwrap_ddp
 from monai_semgan.losses import (
@@ -117,6 +118,9 @@ class SemanticGanTrainer(PairedTrainer):
         joint_adv_weight: weight of the generator's hinge loss against the joint discriminator.
         ema_half_life_images: half-life of the generator EMA in images (10k in the paper).
         ema_rampup: if set, the half-life ramps up as ``min(half_life, images_seen * ema_rampup)`` (helps short runs).
+        diff_augment: differentiable augmentation of every discriminator input, real and generated, in all three
+            steps (see :class:`~monai_semgan.engines.DifferentiableAugment`): a policy such as
+            ``"intensity,translation,cutout"``, or ``""`` for none (the paper).
         amp: mixed precision on CUDA (``amp_dtype``); ignored on CPU.
         amp_dtype: ``torch.bfloat16`` or ``torch.float16`` (the latter with a gradient scaler).
         handlers: Ignite / MONAI handlers to attach.
@@ -152,6 +156,7 @@ class SemanticGanTrainer(PairedTrainer):
         joint_adv_weight: float = 1.0,
         ema_half_life_images: float = 10_000.0,
         ema_rampup: float | None = None,
+        diff_augment: str | DifferentiableAugment = "",
         amp: bool = False,
         amp_dtype: torch.dtype = torch.bfloat16,
         handlers: Sequence | None = None,
@@ -179,6 +184,9 @@ class SemanticGanTrainer(PairedTrainer):
         self.joint_adv_weight = joint_adv_weight
         self.ema_half_life_images = ema_half_life_images
         self.ema_rampup = ema_rampup
+        if not isinstance(diff_augment, DifferentiableAugment):
+            diff_augment = DifferentiableAugment(diff_augment)
+        self.augment = diff_augment
         self.amp_dtype = amp_dtype
         # float16 needs loss scaling; bfloat16 does not
         self.grad_scaler = torch.amp.GradScaler("cuda", enabled=self.amp and amp_dtype == torch.float16)
@@ -215,6 +223,7 @@ class SemanticGanTrainer(PairedTrainer):
         engine.state.batch = batchdata
         out: dict[str, float] = {}
         g, d_img, d_joint = self.generator, self.image_discriminator, self.joint_discriminator
+        aug = self.augment  # identity without a policy
 
         # 1. image discriminator
         g.requires_grad_(False)
@@ -225,8 +234,8 @@ class SemanticGanTrainer(PairedTrainer):
         do_r1 = self.r1_interval > 0 and iteration % self.r1_interval == 0
         real_in = real_u.detach().requires_grad_(do_r1)
         with self._autocast():
-            real_logits = d_img(real_in)
-            loss_d_img = logistic_discriminator_loss(real_logits.float(), d_img(fake_img).float())
+            real_logits = d_img(aug(real_in))
+            loss_d_img = logistic_discriminator_loss(real_logits.float(), d_img(aug(fake_img)).float())
         out["loss_d_image"] = self._check("image discriminator loss", loss_d_img)
         total = loss_d_img
         if do_r1:
@@ -246,8 +255,8 @@ class SemanticGanTrainer(PairedTrainer):
         pair_img = real_l.detach().requires_grad_(do_r1_joint)
         pair_mask = mask_l.detach().requires_grad_(do_r1_joint)
         with self._autocast():
-            real_out = d_joint(pair_img, pair_mask)
-            fake_out = d_joint(fake_img_l, fake_lab_l)
+            real_out = d_joint(*aug(pair_img, pair_mask))
+            fake_out = d_joint(*aug(fake_img_l, fake_lab_l))
             loss_d_joint = hinge_discriminator_loss(real_out, fake_out)
         out["loss_d_joint"] = self._check("joint discriminator loss", loss_d_joint)
         total = loss_d_joint
@@ -265,11 +274,11 @@ class SemanticGanTrainer(PairedTrainer):
         d_img, d_joint = unwrap_ddp(d_img), unwrap_ddp(d_joint)
         with self._autocast():
             gen_img, gen_lab = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
-            loss_adv = logistic_generator_loss(d_img(gen_img).float())
+            loss_adv = logistic_generator_loss(d_img(aug(gen_img)).float())
             # the image is detached: the joint discriminator reaches the trunk only through the label branch
-            fake_pair = d_joint(gen_img.detach(), gen_lab)
+            fake_pair = d_joint(*aug(gen_img.detach(), gen_lab))
             with torch.no_grad():
-                real_pair = d_joint(real_l, mask_l)
+                real_pair = d_joint(*aug(real_l, mask_l))
             loss_joint = hinge_generator_loss(fake_pair)
             loss_fm = feature_matching_loss(real_pair, fake_pair)
         loss_g = loss_adv + self.joint_adv_weight * loss_joint + self.feature_matching_weight * loss_fm

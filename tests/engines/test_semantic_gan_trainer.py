@@ -10,7 +10,13 @@ from ignite.engine import Events
 from monai.engines.utils import IterationEvents
 
 from monai_semgan.data import discover_cases, make_slice_dataset, make_slice_loader, split_cases, write_phantom_dataset
-from monai_semgan.engines import NonFiniteLossError, PairedSliceLoader, SemanticGanTrainer, lazy_adam
+from monai_semgan.engines import (
+    DifferentiableAugment,
+    NonFiniteLossError,
+    PairedSliceLoader,
+    SemanticGanTrainer,
+    lazy_adam,
+)
 from monai_semgan.engines.semantic_gan_trainer import masks_to_signed_onehot
 from monai_semgan.handlers import ResumeFromCheckpoint, latest_checkpoint, make_checkpointer
 from monai_semgan.networks import ImageDiscriminator, JointDiscriminator, SemanticGenerator
@@ -100,6 +106,25 @@ def test_iterations_fire_monai_events_and_log_every_loss(phantom_cases: list[dic
     assert any(not torch.equal(a, b) for a, b in zip(g_before, trainer.generator.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(ema_before, trainer.generator_ema.parameters()))
     assert trainer.images_seen == 8
+
+
+def test_differentiable_augmentation_reaches_every_discriminator_input(phantom_cases: list[dict]) -> None:
+    class CountingAugment(DifferentiableAugment):
+        calls = 0
+
+        def __call__(self, image, *masks):
+            CountingAugment.calls += 1
+            return super().__call__(image, *masks)
+
+    trainer = make_trainer(phantom_cases, epochs=1, epoch_length=2, diff_augment=CountingAugment("translation,cutout"))
+    outputs: list[dict] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
+    trainer.run()
+    # per iteration: image D (real, fake), joint D (real, fake), generator (image D, joint D on fake and real)
+    assert CountingAugment.calls == 7 * 2
+    assert all(torch.isfinite(torch.tensor(o["loss_g"])) for o in outputs)
+    with pytest.raises(ValueError, match="unknown differentiable augmentation"):
+        make_trainer(phantom_cases, diff_augment="flip")
 
 
 def test_non_finite_loss_stops_with_its_name(phantom_cases: list[dict], tmp_path: Path) -> None:
