@@ -34,7 +34,8 @@ in ``--report_dir``.
 
 Without ``--test_dir`` the cases of ``--train_dir`` are split into training and test cases by ``--seed``. Options
 after ``--gan`` (``KEY=VALUE``) override ``train.json`` settings, e.g. ``--gan joint_r1_gamma=10``; give each such
-configuration its own ``--tag``.
+configuration its own ``--tag``. ``--set`` overrides go to every command (e.g. ``resolution=128`` and the
+architecture keys, which training and evaluation must share).
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     protocol = dict(PROTOCOLS["quick" if args.quick else "full"])
     protocol.update({key: getattr(args, key) for key in protocol if getattr(args, key) is not None})
     mapping = "{" + ", ".join(f"{v}: 1" for v in args.label_values) + "}"
-    common = ["--modality", args.modality, "--label_mapping", mapping, "--seed", str(args.seed)]
+    common = ["--modality", args.modality, "--label_mapping", mapping, "--seed", str(args.seed), *overrides(args.set)]
     gan_dir, enc_dir, unet_dir = run_dir / "semgan" / "gan", run_dir / "semgan" / "encoder", run_dir / "unet"
     print(f"K = {k} ({run_dir})", flush=True)
     gan_wall = run_step(
@@ -238,7 +239,7 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
         for method in METHODS:
             eval_dir = run_dir / "eval" / method / set_name
             configs = ["evaluate.json", "unet.json"] if method == "unet" else ["evaluate.json"]
-            options = ["--model_path", str(models["unet" if method == "unet" else "semgan"]),
+            options = [*overrides(args.set), "--model_path", str(models["unet" if method == "unet" else "semgan"]),
                        "--dataset_dir", str(spec["datalist"]), "--output_dir", str(eval_dir),
                        "--modality", spec["modality"], "--label_values", str(list(spec["label_values"]))]  # fmt: skip
             if method.startswith("semgan"):
@@ -361,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for key in PROTOCOLS["full"]:
         parser.add_argument(f"--{key}", type=int, default=None, help="override the protocol's value")
     parser.add_argument("--tag", default="default", help="name of this configuration in the tables")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every command")
     parser.add_argument("--gan", nargs="*", default=[], metavar="KEY=VALUE", help="train.json overrides")
     parser.add_argument("--encoder", nargs="*", default=[], metavar="KEY=VALUE", help="train_encoder.json overrides")
     parser.add_argument("--unet", nargs="*", default=[], metavar="KEY=VALUE", help="train_unet.json overrides")

@@ -38,7 +38,7 @@ def infer(trained: dict[str, Path], input_path: Path | str, output_dir: Path, *e
 
 def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: dict[str, Path]) -> None:
     enc = trained["encoder"]
-    assert "SemanticGAN training finished: 4 iterations" in trained["log"]
+    assert "Encoder training finished: 4 iterations" in trained["log"]
     state = torch.load(trained["model"], weights_only=True)
     assert any(k.startswith("encoder.") for k in state) and any(k.startswith("generator.") for k in state)
     # the exported generator is the GAN's, untouched by encoder training

@@ -1,0 +1,109 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""benchmarks/quality.py end to end on the tiny phantom with a tiny model: the split, every training and evaluation
+step through the bundle commands, the CSVs and plot, resuming (finished steps are skipped), and the history."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "quality.py"
+TINY = ["resolution=16", "z_dim=16", "w_dim=16", "mapping_layers=1", "channel_base=256", "channel_max=16",
+        "unet_channels=[4,8]", "unet_strides=[2]", "unet_res_units=1", "batch_size=2", "slices_per_volume=2",
+        "iterations_per_epoch=2"]  # fmt: skip
+
+
+def run_quality(phantom: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable, str(SCRIPT), "--train_dir", str(phantom / "ct"), "--modality", "ct", "--label_values", "1",
+        "--test_name", "phantom_ct", "--ood", "phantom_mri", "mri", "1", str(phantom / "mri"), "--num_labeled", "1",
+        "--quick", "--gan_iterations", "2", "--encoder_iterations", "2", "--optimize_steps", "1",
+        "--unet_time_factor", "0.2", "--set", *TINY, "--gan", "joint_base_channels=4", "--out", str(out / "runs"),
+        "--report_dir", str(out / "report"), *extra,
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", env=env, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("quality")
+    proc = run_quality(tiny_phantom, out, "--tag", "first")
+    return {"out": out, "stdout": proc.stdout, "phantom": tiny_phantom}
+
+
+def read(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_step_runs_and_the_report_is_written(first_run: dict) -> None:
+    out = first_run["out"]
+    run = out / "runs" / "first" / "quick"
+    split = json.loads((run / "data" / "split.json").read_text(encoding="utf-8"))
+    # 3 phantom cases: 1 held out for test, 2 for training of which K = 1 keeps its label
+    assert len(split["train"]) == 2 and len(split["labeled_order"]) == 2
+    train = json.loads((run / "data" / "train_k1.json").read_text(encoding="utf-8"))["training"]
+    assert sum("label" in c for c in train) == 1
+    test = json.loads((run / "data" / "test_phantom_ct.json").read_text(encoding="utf-8"))["training"]
+    assert len(test) == 1 and not {Path(c["image"]).name for c in test} & {Path(c["image"]).name for c in train}
+    # both methods trained on the same labeled case, and the models are kept for evaluate.json
+    gan_split = json.loads((run / "k1" / "semgan" / "gan" / "split.json").read_text(encoding="utf-8"))
+    unet_split = json.loads((run / "k1" / "unet" / "split.json").read_text(encoding="utf-8"))
+    assert gan_split["labeled"] == unet_split["labeled"]
+    assert (run / "k1" / "semgan" / "encoder" / "models" / "model.pt").exists()
+    assert (run / "k1" / "unet" / "models" / "model.pt").exists()
+    summary = read(out / "report" / "summary_quick.csv")
+    keys = {(r["method"], r["test_set"]) for r in summary}
+    assert keys == {(m, s) for m in ("semgan_quick", "semgan_optimize", "unet") for s in ("phantom_ct", "phantom_mri")}
+    assert all(0.0 <= float(r["dice_mean"]) <= 1.0 and r["tag"] == "first" for r in summary)
+    cases = read(out / "report" / "cases_quick.csv")
+    assert len(cases) == 3 * (1 + 3)  # per method: 1 in-domain case and the 3 MRI phantoms
+    assert (out / "report" / "quality_first_quick.png").stat().st_size > 10_000
+    assert "| first | 1 | unet | phantom_ct |" in first_run["stdout"]
+
+
+def test_rerun_skips_finished_steps_and_keeps_history(first_run: dict) -> None:
+    out, phantom = first_run["out"], first_run["phantom"]
+    run = out / "runs" / "first" / "quick"
+    redo = run / "k1" / "eval" / "unet" / "phantom_mri"
+    (redo / "done.json").unlink()
+    proc = run_quality(phantom, out, "--tag", "first")
+    assert proc.stdout.count("done before") == 8  # 3 trainings + 5 of the 6 evaluations
+    assert "[K=1] evaluate unet on phantom_mri" in proc.stdout and "finished in" in proc.stdout
+    before = {(r["method"], r["test_set"]): r["dice_mean"] for r in read(run / "summary.csv")}
+    assert len(before) == 6
+    # a second tag adds rows; the first tag's rows stay
+    summary = read(out / "report" / "summary_quick.csv")
+    assert {r["tag"] for r in summary} == {"first"}
+    (out / "report" / "summary_quick.csv").write_text(
+        (out / "report" / "summary_quick.csv").read_text(encoding="utf-8").replace("first", "older"), encoding="utf-8"
+    )
+    run_quality(phantom, out, "--tag", "first")
+    tags = [r["tag"] for r in read(out / "report" / "summary_quick.csv")]
+    assert tags.count("older") == 6 and tags.count("first") == 6
+
+
+def test_bad_ood_spec_names_the_file(tiny_phantom: Path, tmp_path: Path) -> None:
+    cmd = [sys.executable, str(SCRIPT), "--train_dir", str(tiny_phantom / "ct"), "--ood", "x", "mri", "1",
+           f"{tmp_path}/missing.nii.gz={tmp_path}/label.nii.gz", "--out", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
+    assert proc.returncode != 0 and "missing.nii.gz: file not found" in proc.stderr
