@@ -214,6 +214,10 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     mapping = "{" + ", ".join(f"{v}: 1" for v in args.label_values) + "}"
     common = ["--modality", args.modality, "--label_mapping", mapping, "--seed", str(args.seed), *overrides(args.set)]
     gan_dir, enc_dir, unet_dir = run_dir / "semgan" / "gan", run_dir / "semgan" / "encoder", run_dir / "unet"
+    if args.gan_from:  # another tag's GAN (same data, seed and protocol): only the encoder or inference differs
+        gan_dir = run_dir.parents[2] / args.gan_from / run_dir.parent.name / run_dir.name / "semgan" / "gan"
+        if not (gan_dir / "done.json").exists():
+            raise FileNotFoundError(f"{gan_dir}: --gan_from {args.gan_from}: that tag's GAN for K = {k} is not done.")
     print(f"K = {k} ({run_dir})", flush=True)
     gan_wall = run_step(
         f"[K={k}] SemanticGAN: GAN", bundle("training", ["train.json"], "--output_dir", str(gan_dir),
@@ -364,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tag", default="default", help="name of this configuration in the tables")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every command")
     parser.add_argument("--gan", nargs="*", default=[], metavar="KEY=VALUE", help="train.json overrides")
+    parser.add_argument("--gan_from", default="", metavar="TAG", help="reuse another tag's GAN (wall time counts)")
     parser.add_argument("--encoder", nargs="*", default=[], metavar="KEY=VALUE", help="train_encoder.json overrides")
     parser.add_argument("--unet", nargs="*", default=[], metavar="KEY=VALUE", help="train_unet.json overrides")
     parser.add_argument("--unet_time_factor", type=float, default=1.0, help="U-Net budget / SemanticGAN wall time")
