@@ -304,7 +304,7 @@ def merge_history(summary: list[dict], path: Path) -> list[dict]:
     return old + list(summary)
 
 
-def plot(summary: Sequence[dict], tag: str, path: Path) -> None:
+def plot(summary: Sequence[dict], tag: str, path: Path, title: str = "") -> None:
     """Grouped bars of mean Dice (std as error bars): one panel per K, test sets along x, one bar per method."""
     import matplotlib
 
@@ -330,7 +330,7 @@ def plot(summary: Sequence[dict], tag: str, path: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("3-D Dice (mean, std)")
     axes[0][-1].legend(fontsize=8, loc="upper right")
-    fig.suptitle(f"Liver, {tag}", fontsize=10)
+    fig.suptitle(title or f"Liver, {tag}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, suffix=".png") as tmp:
@@ -393,7 +393,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     history = merge_history(summary, report / f"summary{suffix}.csv")
     write_csv(history, report / f"summary{suffix}.csv")
     write_csv(merge_history(rows, report / f"cases{suffix}.csv"), report / f"cases{suffix}.csv")
-    plot(history, args.tag, report / f"quality_{args.tag}{suffix}.png")
+    protocol = "quick" if args.quick else "full"
+    title = f"Liver 3-D Dice, tag '{args.tag}', {protocol} protocol; in domain: {args.test_name}"
+    plot(history, args.tag, report / f"quality_{args.tag}{suffix}.png", title)
     print(markdown(summary))
     print(f"total {(time.perf_counter() - start) / 60:.1f} min; report in {report}", flush=True)
 
