@@ -107,3 +107,20 @@ def test_bad_ood_spec_names_the_file(tiny_phantom: Path, tmp_path: Path) -> None
            f"{tmp_path}/missing.nii.gz={tmp_path}/label.nii.gz", "--out", str(tmp_path)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "missing.nii.gz: file not found" in proc.stderr
+
+
+def test_diagnostics_of_a_finished_run(first_run: dict, tmp_path: Path) -> None:
+    run = first_run["out"] / "runs" / "first" / "quick" / "k1"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "quality_diagnostics.py"), "--run", str(run), "--csv",
+           str(tmp_path / "diag.csv"), "--plot", str(tmp_path / "diag.png"), "--set", *TINY[:6]]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read(tmp_path / "diag.csv")
+    cases = [r for r in rows if r["test_set"] != "generator"]
+    assert [r["test_set"] for r in cases] == ["phantom_ct"] + ["phantom_mri"] * 3
+    for r in cases:
+        assert float(r["recon_mse"]) > 0 and float(r["volume_ratio_unet"]) >= 0
+        assert 0 <= float(r["dice_semgan_quick"]) <= 1
+    generator = next(r for r in rows if r["test_set"] == "generator")
+    assert 0 <= float(generator["dice_unet"]) <= 1  # the labeled slices' liver fraction
+    assert (tmp_path / "diag.png").stat().st_size > 10_000

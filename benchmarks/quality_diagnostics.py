@@ -1,0 +1,173 @@
+# Copyright (c) monai-semgan contributors
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Why SemanticGAN's Dice is what it is, per test case of a finished ``benchmarks/quality.py`` run:
+
+- inversion quality: the reconstruction error of the encoder's embedding (MSE on the body slices, images in [-1, 1])
+  against the case's 3-D Dice;
+- label alignment: predicted liver volume / reference liver volume (from the evaluation's masks; > 1 over-segments);
+- generator quality: the liver fraction of generated samples against that of the labeled training slices.
+
+    python benchmarks/quality_diagnostics.py --run runs/quality/default/full/k1 \
+        --csv docs/figures/quality/diagnostics_default_k1.csv --plot docs/figures/quality/diagnostics_default_k1.png
+
+The run folder is one K of a quality run (``<out>/<tag>/<protocol>/k<K>``); the architecture is read from the
+bundle's ``evaluate.json`` with ``--set KEY=VALUE`` overrides, as in the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.bundle import ConfigParser
+
+from monai_semgan.atomic_write import atomic_path
+from monai_semgan.data import make_slice_dataset, read_split
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "bundles" / "liver_ct" / "configs"
+
+
+def load_segmenter_and_preprocessing(model: Path, modality: str, label_values: Sequence[int], overrides: dict):
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "evaluate.json"))
+    parser.update({"bundle_root": str(ROOT / "bundles" / "liver_ct"), "model_path": str(model), "modality": modality,
+                   "label_values": list(label_values), "output_dir": "", **overrides})  # fmt: skip
+    return parser.get_parsed_content("network"), parser.get_parsed_content("preprocessing")
+
+
+@torch.no_grad()
+def reconstruction_error(segmenter, image: torch.Tensor) -> float:
+    """Encoder-only reconstruction MSE over the slices that hold body (``image``: ``[1, R, R, D]`` in [-1, 1])."""
+    slices = torch.as_tensor(image).permute(3, 0, 1, 2).float()  # [D, 1, R, R]
+    body = (slices > -0.9).float().mean(dim=(1, 2, 3)) >= 0.05
+    slices = slices[body] if body.any() else slices
+    ws = segmenter.encoder(slices)
+    recon, _ = segmenter.generator.synthesis(ws, noise_mode="const")
+    return float((recon - slices).square().mean())
+
+
+def volume_ratio(seg_path: Path, label_path: Path, label_values: Sequence[int]) -> float:
+    pred = np.asarray(nib.load(seg_path).dataobj) > 0
+    ref = np.isin(np.asarray(nib.load(label_path).dataobj).round().astype(int), list(label_values))
+    return float(pred.sum() / max(ref.sum(), 1))
+
+
+@torch.no_grad()
+def generated_liver_fraction(segmenter, samples: int = 256, seed: int = 0) -> tuple[float, float]:
+    """Mean fraction of generated pixels labeled liver, and the share of samples with any."""
+    g = segmenter.generator
+    torch.manual_seed(seed)
+    _, logits = g(torch.randn(samples, g.z_dim))
+    mask = logits[:, 0] > 0
+    return float(mask.float().mean()), float(mask.flatten(1).any(dim=1).float().mean())
+
+
+def labeled_liver_fraction(gan_dir: Path, modality: str, resolution: int, mapping: dict, samples: int = 256) -> float:
+    labeled, _ = read_split(gan_dir)
+    ds = make_slice_dataset(labeled, modality, resolution, True, slices_per_volume=samples, label_mapping=mapping)
+    return float(np.mean([float((ds[i]["label"] > 0).float().mean()) for i in range(samples)]))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="a K folder of a quality run")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="architecture overrides of the run")
+    parser.add_argument("--csv", required=True)
+    parser.add_argument("--plot", default="")
+    args = parser.parse_args(argv)
+    run = Path(args.run)
+    overrides = {}
+    for pair in args.set:
+        key, _, value = pair.partition("=")
+        overrides[key] = json.loads(value) if value[:1] in "[{0123456789-" else value
+    split = json.loads((run.parent / "data" / "split.json").read_text(encoding="utf-8"))
+    model = run / "semgan" / "encoder" / "models" / "model.pt"
+    rows = []
+    for set_name, datalist in split["test"].items():
+        marker = run / "eval" / "semgan_quick" / set_name / "done.json"
+        cmd = json.loads(marker.read_text(encoding="utf-8"))["command"]
+        modality = cmd[cmd.index("--modality") + 1]
+        label_values = json.loads(cmd[cmd.index("--label_values") + 1])
+        segmenter, preprocessing = load_segmenter_and_preprocessing(model, modality, label_values, overrides)
+        items = json.loads(Path(datalist).read_text(encoding="utf-8"))["training"]
+        dice = {}
+        for method in ("semgan_quick", "semgan_optimize", "unet"):
+            with open(run / "eval" / method / set_name / "dice.csv", encoding="utf-8") as f:
+                found = [r for r in csv.DictReader(f) if r["case"] not in ("mean", "std")]
+            dice[method] = {r["case"]: float(r["dice"]) for r in found}
+        for item in items:
+            case = Path(item["image"]).name.split(".")[0]
+            image = preprocessing({"image": item["image"], "label": item["label"]})["image"]
+            row = {"test_set": set_name, "case": case, "recon_mse": round(reconstruction_error(segmenter, image), 5)}
+            for method in dice:
+                row[f"dice_{method}"] = dice[method].get(case, float("nan"))
+                seg = run / "eval" / method / set_name / f"{case}_seg.nii.gz"
+                row[f"volume_ratio_{method}"] = round(volume_ratio(seg, Path(item["label"]), label_values), 3)
+            rows.append(row)
+            print(row, flush=True)
+    fraction, any_liver = generated_liver_fraction(segmenter)
+    gan_cmd = json.loads((run / "semgan" / "gan" / "done.json").read_text(encoding="utf-8"))["command"]
+    mapping = ast.literal_eval(gan_cmd[gan_cmd.index("--label_mapping") + 1])
+    gan_modality = gan_cmd[gan_cmd.index("--modality") + 1]
+    real = labeled_liver_fraction(run / "semgan" / "gan", gan_modality, segmenter.resolution, mapping)
+    print(f"generated liver pixels {fraction:.3%} (samples with liver {any_liver:.0%}); labeled slices {real:.3%}")
+    rows.append({"test_set": "generator", "case": "liver_fraction", "recon_mse": "", "dice_semgan_quick": fraction,
+                 "dice_semgan_optimize": any_liver, "dice_unet": real})  # fmt: skip
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(Path(args.csv)) as tmp:
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    if args.plot:
+        plot([r for r in rows if r["test_set"] != "generator"], Path(args.plot), run)
+
+
+def plot(rows: Sequence[dict], path: Path, run: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    sets = list(dict.fromkeys(r["test_set"] for r in rows))
+    for s, marker in zip(sets, "os^vD"):
+        rs = [r for r in rows if r["test_set"] == s]
+        axes[0].scatter([r["recon_mse"] for r in rs], [r["dice_semgan_quick"] for r in rs], marker=marker, label=s)
+        ratio = [r["volume_ratio_semgan_quick"] for r in rs]
+        axes[1].scatter(ratio, [r["dice_semgan_quick"] for r in rs], marker=marker, label=s)
+    axes[0].set_xlabel("encoder reconstruction MSE (body slices)")
+    axes[1].set_xlabel("predicted / reference liver volume")
+    axes[1].axvline(1.0, color="grey", lw=0.8)
+    for ax in axes:
+        ax.set_ylabel("3-D Dice, SemanticGAN (encoder)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{run.parent.parent.name} / {run.parent.name} / {run.name}", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
