@@ -128,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     gan_modality = gan_cmd[gan_cmd.index("--modality") + 1]
     real = labeled_liver_fraction(run / "semgan" / "gan", gan_modality, segmenter.resolution, mapping)
     print(f"generated liver pixels {fraction:.3%} (samples with liver {any_liver:.0%}); labeled slices {real:.3%}")
-    rows.append({"test_set": "generator", "case": "liver_fraction", "recon_mse": "", "dice_semgan_quick": fraction,
-                 "dice_semgan_optimize": any_liver, "dice_unet": real})  # fmt: skip
+    for row in rows:  # the same for every case: one generator
+        row.update(generated_liver_fraction=round(fraction, 5), generated_any_liver=round(any_liver, 3),
+                   labeled_liver_fraction=round(real, 5))  # fmt: skip
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
@@ -138,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with atomic_path(Path(args.csv)) as tmp:
         tmp.write_text(buffer.getvalue(), encoding="utf-8")
     if args.plot:
-        plot([r for r in rows if r["test_set"] != "generator"], Path(args.plot), run)
+        plot(rows, Path(args.plot), run)
 
 
 def plot(rows: Sequence[dict], path: Path, run: Path) -> None:
