@@ -27,15 +27,16 @@ per tag, K, method and test set; rows of other tags already in the file are kept
 in ``--report_dir``.
 
     D=../shared/data
-    python benchmarks/quality.py --train_dir $D/chaos_t2spir --modality mri --label_values 1 \
+    python benchmarks/quality.py --train_dir $D/chaos_t2spir --modality mri --label_values 1 --test_name chaos_t2 \
         --ood totalseg_mr mri 5 $D/totalseg/example_mr_sm.nii.gz=$D/totalseg/example_seg_mr.nii.gz \
         --ood totalseg_ct ct 5 $D/totalseg/example_ct_sm.nii.gz=$D/totalseg/example_seg.nii.gz \
         --out runs/quality --report_dir docs/figures/quality --tag default [--quick]
 
 Without ``--test_dir`` the cases of ``--train_dir`` are split into training and test cases by ``--seed``. Options
 after ``--gan`` (``KEY=VALUE``) override ``train.json`` settings, e.g. ``--gan joint_r1_gamma=10``; give each such
-configuration its own ``--tag``. ``--set`` overrides go to every command (e.g. ``resolution=128`` and the
-architecture keys, which training and evaluation must share).
+configuration its own ``--tag``. ``--gan_from TAG`` reuses another tag's GAN (for encoder changes), ``--models_from
+TAG`` all its models (for changes of the inference, ``--eval KEY=VALUE``). ``--set`` overrides go to every command
+(e.g. ``resolution=128`` and the architecture keys, which training and evaluation must share).
 """
 
 from __future__ import annotations
@@ -214,10 +215,18 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     mapping = "{" + ", ".join(f"{v}: 1" for v in args.label_values) + "}"
     common = ["--modality", args.modality, "--label_mapping", mapping, "--seed", str(args.seed), *overrides(args.set)]
     gan_dir, enc_dir, unet_dir = run_dir / "semgan" / "gan", run_dir / "semgan" / "encoder", run_dir / "unet"
-    if args.gan_from:  # another tag's GAN (same data, seed and protocol): only the encoder or inference differs
-        gan_dir = run_dir.parents[2] / args.gan_from / run_dir.parent.name / run_dir.name / "semgan" / "gan"
-        if not (gan_dir / "done.json").exists():
-            raise FileNotFoundError(f"{gan_dir}: --gan_from {args.gan_from}: that tag's GAN for K = {k} is not done.")
+    # another tag's models (same data, seed and protocol): only what comes after them differs
+    for source, reused in ((args.gan_from, ("gan",)), (args.models_from, ("gan", "encoder", "unet"))):
+        if not source:
+            continue
+        other = run_dir.parents[2] / source / run_dir.parent.name / run_dir.name
+        dirs = {"gan": other / "semgan" / "gan", "encoder": other / "semgan" / "encoder", "unet": other / "unet"}
+        for name in reused:
+            if not (dirs[name] / "done.json").exists():
+                raise FileNotFoundError(f"{dirs[name]}: the {name} of tag {source} for K = {k} is not done.")
+        gan_dir = dirs["gan"]
+        if "encoder" in reused:
+            enc_dir, unet_dir = dirs["encoder"], dirs["unet"]
     print(f"K = {k} ({run_dir})", flush=True)
     gan_wall = run_step(
         f"[K={k}] SemanticGAN: GAN", bundle("training", ["train.json"], "--output_dir", str(gan_dir),
@@ -248,6 +257,7 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
                        "--modality", spec["modality"], "--label_values", str(list(spec["label_values"]))]  # fmt: skip
             if method.startswith("semgan"):
                 options += ["--mode", method.split("_")[1], "--optimize_steps", str(protocol["optimize_steps"])]
+                options += overrides(args.eval)
             eval_wall = run_step(
                 f"[K={k}] evaluate {method} on {set_name}",
                 bundle("evaluating", configs, *options),
@@ -369,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every command")
     parser.add_argument("--gan", nargs="*", default=[], metavar="KEY=VALUE", help="train.json overrides")
     parser.add_argument("--gan_from", default="", metavar="TAG", help="reuse another tag's GAN (wall time counts)")
+    parser.add_argument("--models_from", default="", metavar="TAG", help="reuse another tag's trained models")
+    parser.add_argument("--eval", nargs="*", default=[], metavar="KEY=VALUE", help="evaluate.json overrides (SemGAN)")
     parser.add_argument("--encoder", nargs="*", default=[], metavar="KEY=VALUE", help="train_encoder.json overrides")
     parser.add_argument("--unet", nargs="*", default=[], metavar="KEY=VALUE", help="train_unet.json overrides")
     parser.add_argument("--unet_time_factor", type=float, default=1.0, help="U-Net budget / SemanticGAN wall time")

@@ -97,9 +97,15 @@ def test_rerun_skips_finished_steps_and_keeps_history(first_run: dict) -> None:
     (out / "report" / "summary_quick.csv").write_text(
         (out / "report" / "summary_quick.csv").read_text(encoding="utf-8").replace("first", "older"), encoding="utf-8"
     )
-    run_quality(phantom, out, "--tag", "first")
+    # an inference-only variant reuses the trained models and adds its rows; the first tag's rows stay
+    proc = run_quality(phantom, out, "--tag", "second", "--models_from", "first", "--eval", "threshold=0.3")
+    assert proc.stdout.count("done before") == 3 and proc.stdout.count("finished in") == 6
+    marker = json.loads((out / "runs" / "second" / "quick" / "k1" / "eval" / "semgan_quick" / "phantom_ct" /
+                         "done.json").read_text(encoding="utf-8"))  # fmt: skip
+    assert marker["command"][-2:] == ["--threshold", "0.3"]
+    assert str(run / "k1" / "semgan" / "encoder" / "models" / "model.pt") in marker["command"]
     tags = [r["tag"] for r in read(out / "report" / "summary_quick.csv")]
-    assert tags.count("older") == 6 and tags.count("first") == 6
+    assert tags.count("older") == 6 and tags.count("second") == 6
 
 
 def test_bad_ood_spec_names_the_file(tiny_phantom: Path, tmp_path: Path) -> None:
