@@ -349,14 +349,24 @@ def plot(summary: Sequence[dict], tag: str, path: Path, title: str = "") -> None
 
 
 def markdown(summary: Sequence[dict]) -> str:
-    lines = ["| tag | K | method | test set | cases | Dice mean (std) | HD95 mm | empty | train min |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for r in summary:
-        lines.append(
-            f"| {r['tag']} | {r['K']} | {r['method']} | {r['test_set']} | {r['cases']} | "
-            f"{float(r['dice_mean']):.3f} ({float(r['dice_std']):.3f}) | {r['hd95_mean_mm']} | "
-            f"{r['empty_predictions']} | {r['train_min']} |"
-        )
+    """One table per tag: K and test set down, methods across; cells ``Dice mean (std), HD95 mm``."""
+    names = {"semgan_quick": "SemanticGAN, encoder", "semgan_optimize": "SemanticGAN, optimize", "unet": "U-Net"}
+    lines = []
+    for tag in dict.fromkeys(r["tag"] for r in summary):
+        rows = [r for r in summary if r["tag"] == tag]
+        lines += [f"tag `{tag}`:", "", "| K | test set | " + " | ".join(names[m] for m in METHODS) + " |",
+                  "|---|---|" + "---:|" * len(METHODS)]  # fmt: skip
+        for k in dict.fromkeys(int(r["K"]) for r in rows):
+            for test_set in dict.fromkeys(r["test_set"] for r in rows):
+                cells = {r["method"]: r for r in rows if int(r["K"]) == k and r["test_set"] == test_set}
+                text = [
+                    f"{float(c['dice_mean']):.3f} ({float(c['dice_std']):.3f}), {c['hd95_mean_mm'] or '-'}"
+                    if (c := cells.get(m))
+                    else ""
+                    for m in METHODS
+                ]
+                lines.append(f"| {k} | {test_set} | " + " | ".join(text) + " |")
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -78,7 +78,7 @@ def test_every_step_runs_and_the_report_is_written(first_run: dict) -> None:
     cases = read(out / "report" / "cases_quick.csv")
     assert len(cases) == 3 * (1 + 3)  # per method: 1 in-domain case and the 3 MRI phantoms
     assert (out / "report" / "quality_first_quick.png").stat().st_size > 10_000
-    assert "| first | 1 | unet | phantom_ct |" in first_run["stdout"]
+    assert "tag `first`:" in first_run["stdout"] and "| 1 | phantom_ct | " in first_run["stdout"]
 
 
 def test_rerun_skips_finished_steps_and_keeps_history(first_run: dict) -> None:
