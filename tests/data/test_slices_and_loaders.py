@@ -144,3 +144,26 @@ def test_loaders_read_dicom_series_folders(tmp_path: Path) -> None:
     batch = next(iter(make_slice_loader(make_slice_dataset(cases, "ct", 16, True, label_mapping="chaos"), 4)))
     assert batch["image"].shape == (4, 1, 16, 16) and float(batch["image"].min()) >= -1.0
     assert set(torch.unique(batch["label"]).tolist()) <= {0, 1}
+
+
+def test_affine_augmentation_moves_image_and_label_together(shared_data: Path) -> None:
+    case = [{"image": str(shared_data / "chaos_t2spir" / f"image_{n}.nii.gz"),
+             "label": str(shared_data / "chaos_t2spir" / f"label_{n}.nii.gz")} for n in (1,)]  # fmt: skip
+    plain = make_slice_dataset(case, "mri", 64, True, slices_per_volume=24, flip_prob=0.0, label_mapping="chaos")
+    moved = make_slice_dataset(
+        case, "mri", 64, True, slices_per_volume=24, flip_prob=0.0, affine_prob=1.0, label_mapping="chaos"
+    )
+    plain.volumes.transform.set_random_state(3)
+    moved.volumes.transform.set_random_state(3)
+    changed = 0
+    for i in range(24):
+        a, b = plain[i], moved[i]
+        assert b["image"].shape == (1, 64, 64) and set(torch.unique(b["label"]).tolist()) <= {0.0, 1.0}
+        changed += int(not torch.equal(a["image"], b["image"]))
+        if a["label"].sum() > 30 and b["label"].sum() > 30:
+            # the liver's mean intensity is kept: the label still covers the liver after the transform
+            liver_a = a["image"][a["label"] > 0].mean()
+            liver_b = b["image"][b["label"] > 0].mean()
+            assert abs(float(liver_a - liver_b)) < 0.15
+            assert 0.7 < float(b["label"].sum() / a["label"].sum()) < 1.4  # scaling by at most 10 % per axis
+    assert changed >= 20
