@@ -63,10 +63,20 @@ def reconstruction_error(segmenter, image: torch.Tensor) -> float:
     return float((recon - slices).square().mean())
 
 
-def volume_ratio(seg_path: Path, label_path: Path, label_values: Sequence[int]) -> float:
-    pred = np.asarray(nib.load(seg_path).dataobj) > 0
-    ref = np.isin(np.asarray(nib.load(label_path).dataobj).round().astype(int), list(label_values))
-    return float(pred.sum() / max(ref.sum(), 1))
+def volume_ratio_and_offset(seg_path: Path, label_path: Path, label_values: Sequence[int]) -> tuple[float, float]:
+    """Predicted / reference volume, and how far right (mm, world RAS x) the prediction's centroid lies of the
+    reference's: about minus the body's half width when the other side (the spleen) is segmented."""
+    seg, ref_image = nib.load(seg_path), nib.load(label_path)
+    pred = np.asarray(seg.dataobj) > 0
+    ref = np.isin(np.asarray(ref_image.dataobj).round().astype(int), list(label_values))
+    offset = float("nan")
+    if pred.any() and ref.any():  # nibabel affines map to RAS+ world coordinates: +x is the patient's right
+        centre = [
+            img.affine[:3, :3] @ np.argwhere(m).mean(0) + img.affine[:3, 3]
+            for img, m in ((seg, pred), (ref_image, ref))
+        ]
+        offset = float(centre[0][0] - centre[1][0])
+    return float(pred.sum() / max(ref.sum(), 1)), round(offset, 1)
 
 
 @torch.no_grad()
@@ -119,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             for method in dice:
                 row[f"dice_{method}"] = dice[method].get(case, float("nan"))
                 seg = run / "eval" / method / set_name / f"{case}_seg.nii.gz"
-                row[f"volume_ratio_{method}"] = round(volume_ratio(seg, Path(item["label"]), label_values), 3)
+                ratio, offset = volume_ratio_and_offset(seg, Path(item["label"]), label_values)
+                row[f"volume_ratio_{method}"] = round(ratio, 3)
+                row[f"offset_right_mm_{method}"] = offset
             rows.append(row)
             print(row, flush=True)
     fraction, any_liver = generated_liver_fraction(segmenter)
