@@ -98,7 +98,10 @@ def test_cases(spec: str) -> list[dict[str, str]]:
 
 
 def write_datalist(items: Sequence[dict[str, str]], path: Path) -> Path:
-    write_json_atomic({"training": [dict(i) for i in items]}, path)
+    """Write ``items`` as a datalist at ``path``; file paths become absolute, because a datalist's relative paths are
+    read relative to the datalist's own folder, not to the working directory they were given in."""
+    items = [{k: str(Path(v).resolve()) if k in ("image", "label") else v for k, v in i.items()} for i in items]
+    write_json_atomic({"training": items}, path)
     return path
 
 

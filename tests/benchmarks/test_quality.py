@@ -14,6 +14,7 @@ step through the bundle commands, the CSVs and plot, resuming (finished steps ar
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -21,6 +22,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from monai_semgan.data import discover_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "quality.py"
@@ -128,3 +131,19 @@ def test_diagnostics_of_a_finished_run(first_run: dict, tmp_path: Path) -> None:
         assert 0 <= float(r["dice_semgan_quick"]) <= 1
         assert 0 < float(r["labeled_liver_fraction"]) < 1 and 0 <= float(r["generated_liver_fraction"]) <= 1
     assert (tmp_path / "diag.png").stat().st_size > 10_000
+
+
+def test_datalists_written_from_a_relative_train_dir_resolve(
+    tiny_phantom: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a datalist's relative paths are read relative to its own folder, so a relative --train_dir must not leak into it
+    spec = importlib.util.spec_from_file_location("quality", SCRIPT)
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    monkeypatch.chdir(tiny_phantom)
+    cases = discover_cases("ct")
+    assert not Path(cases[0]["image"]).is_absolute()
+    datalist = quality.write_datalist(cases, tmp_path / "data" / "train.json")
+    found = discover_cases(datalist)
+    assert [c["case_id"] for c in found] == [c["case_id"] for c in cases]
+    assert all(Path(c["image"]).is_file() and Path(c["label"]).is_file() for c in found)
