@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import ast
 import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +35,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
+from quality import write_csv  # the sibling script: benchmarks/ is on sys.path
 
 from monai_semgan.atomic_write import atomic_path
 from monai_semgan.data import make_slice_dataset, read_split
@@ -143,13 +143,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for row in rows:  # the same for every case: one generator
         row.update(generated_liver_fraction=round(fraction, 5), generated_any_liver=round(any_liver, 3),
                    labeled_liver_fraction=round(real, 5))  # fmt: skip
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(Path(args.csv)) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    write_csv(rows, Path(args.csv))
     if args.plot:
         plot(rows, Path(args.plot), run)
 
