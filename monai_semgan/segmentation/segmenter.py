@@ -40,7 +40,8 @@ class SemanticSegmenter(nn.Module):
         encoder: a :class:`~monai_semgan.networks.LatentEncoder` of the same resolution and W+ shape.
         steps: test-time optimization steps (0: quick mode).
         inverter_args: further :class:`LatentInverter` arguments (``lr``, ``perceptual``, ``lpips_weights``,
-            ``chunk_size``, ``early_stop_patience``, loss weights, ...).
+            ``chunk_size``, ``slice_sigma``, ``early_stop_patience``, loss weights, ...); ``slice_sigma`` also applies
+            in quick mode.
 
     Raises:
         ValueError: when the encoder's output does not fit the generator.
@@ -79,7 +80,7 @@ class SemanticSegmenter(nn.Module):
         if self.inverter.steps > 0:
             logits = self.inverter.invert(x).label_logits
         else:
-            ws = self.encoder(x)
+            ws = self.inverter.encode(x)
             _, logits = self.generator.synthesis(ws, noise_mode="const")
         if resize:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

@@ -18,7 +18,13 @@ import pytest
 import torch
 import torch.nn as nn
 
-from monai_semgan.inversion import InversionResult, LatentInverter, inversion_learning_rate, noise_regularization
+from monai_semgan.inversion import (
+    InversionResult,
+    LatentInverter,
+    inversion_learning_rate,
+    noise_regularization,
+    smooth_across_slices,
+)
 from monai_semgan.networks import LatentEncoder, SemanticGenerator
 
 R = 16
@@ -189,6 +195,26 @@ def test_quick_mode_is_the_encoder_and_const_noise() -> None:
     # the ``steps`` argument of invert overrides the inverter's
     again = LatentInverter(g, e, steps=5).invert(x, steps=0)
     assert torch.equal(again.ws, ws) and again.steps.tolist() == [0, 0, 0]
+
+
+def test_slice_sigma_smooths_the_start_within_each_chunk() -> None:
+    g = make_generator()
+    e = make_encoder(g)
+    x = torch.rand(6, 1, R, R) * 2 - 1
+    with torch.no_grad():
+        ws = e(x)
+    result = LatentInverter(g, e, steps=0, slice_sigma=1.0).invert(x)
+    assert torch.allclose(result.ws, smooth_across_slices(ws, 1.0), atol=1e-6)
+    assert not torch.allclose(result.ws, ws, atol=1e-3)
+    with torch.no_grad():
+        assert torch.allclose(result.label_logits, g.synthesis(result.ws, noise_mode="const")[1], atol=1e-5)
+    # slices are neighbours only within a chunk
+    chunked = LatentInverter(g, e, steps=0, slice_sigma=1.0, chunk_size=3).invert(x)
+    expected = torch.cat([smooth_across_slices(ws[:3], 1.0), smooth_across_slices(ws[3:], 1.0)])
+    assert torch.allclose(chunked.ws, expected, atol=1e-6)
+    # optimization starts from the smoothed latents: with a zero learning rate it stays there
+    held = LatentInverter(g, e, steps=2, lr=0.0, slice_sigma=1.0, perceptual="none").invert(x)
+    assert torch.allclose(held.ws, result.ws, atol=1e-6)
 
 
 def test_quick_mode_without_encoder_starts_at_the_mean_w() -> None:
@@ -382,6 +408,7 @@ def test_requires_grad_flags_are_restored_when_inversion_fails() -> None:
         ({"chunk_size": -2}, "chunk_size"),
         ({"early_stop_patience": 0}, "early_stop_patience"),
         ({"early_stop_patience": -1}, "early_stop_patience"),
+        ({"slice_sigma": -1.0}, "slice_sigma"),
         ({"perceptual": "vgg"}, "perceptual"),
         ({"perceptual": "lpips"}, "lpips"),
     ],
