@@ -35,8 +35,11 @@ in ``--report_dir``.
 Without ``--test_dir`` the cases of ``--train_dir`` are split into training and test cases by ``--seed``. Options
 after ``--gan`` (``KEY=VALUE``) override ``train.json`` settings, e.g. ``--gan joint_r1_gamma=10``; give each such
 configuration its own ``--tag``. ``--gan_from TAG`` reuses another tag's GAN (for encoder changes), ``--models_from
-TAG`` all its models (for changes of the inference, ``--eval KEY=VALUE``). ``--set`` overrides go to every command
-(e.g. ``resolution=128`` and the architecture keys, which training and evaluation must share).
+TAG`` all its models (for changes of the inference, ``--eval KEY=VALUE``), ``--unet_from TAG`` its U-Net when that one
+trained with the same settings and cases for at least this tag's SemanticGAN wall time (else a new U-Net trains), so a
+SemanticGAN variant is not charged a second identical baseline. ``--methods`` picks the methods to evaluate
+(test-time optimization is the slow one). ``--set`` overrides go to every command (e.g. ``resolution=128`` and the
+architecture keys, which training and evaluation must share).
 """
 
 from __future__ import annotations
@@ -242,17 +245,26 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
         *overrides(args.encoder)), enc_dir, args.verbose,
     )  # fmt: skip
     semgan_wall = gan_wall + enc_wall
+    budget = semgan_wall * args.unet_time_factor
+
+    def unet_command(folder: Path) -> list[str]:
+        return bundle("training", ["train_unet.json"], "--output_dir", str(folder), "--dataset_dir", str(datalist),
+                      "--num_labeled", str(k), "--iterations", "1000000", "--time_limit_s", f"{budget:.0f}", *common,
+                      *overrides(args.unet))  # fmt: skip
+
+    if args.unet_from and not args.models_from:
+        other = run_dir.parents[2] / args.unet_from / run_dir.parent.name / run_dir.name / "unet"
+        why = reusable_unet(other, unet_command(other), datalist, budget)
+        if why:
+            print(f"  [K={k}] not reusing the U-Net of tag {args.unet_from}: {why}; training a new one", flush=True)
+        else:
+            unet_dir = other
     # the U-Net trains at least as long as SemanticGAN did; the iteration cap is never the limit on CPU
-    unet_wall = run_step(
-        f"[K={k}] U-Net", bundle("training", ["train_unet.json"], "--output_dir", str(unet_dir),
-        "--dataset_dir", str(datalist), "--num_labeled", str(k), "--iterations", "1000000",
-        "--time_limit_s", f"{semgan_wall * args.unet_time_factor:.0f}", *common, *overrides(args.unet)),
-        unet_dir, args.verbose,
-    )  # fmt: skip
+    unet_wall = run_step(f"[K={k}] U-Net", unet_command(unet_dir), unet_dir, args.verbose)
     models = {"semgan": enc_dir / "models" / "model.pt", "unet": unet_dir / "models" / "model.pt"}
     rows = []
     for set_name, spec in sets.items():
-        for method in METHODS:
+        for method in args.methods:
             eval_dir = run_dir / "eval" / method / set_name
             configs = ["evaluate.json", "unet.json"] if method == "unet" else ["evaluate.json"]
             options = [*overrides(args.set), "--model_path", str(models["unet" if method == "unet" else "semgan"]),
@@ -278,6 +290,32 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
                     "train_min": train_wall / 60, "eval_s_per_case": eval_wall / max(1, len(cases)),
                 })  # fmt: skip
     return rows
+
+
+def reusable_unet(unet_dir: Path, command: Sequence[str], datalist: Path, budget: float) -> str:
+    """Why the finished U-Net run in ``unet_dir`` cannot stand in for ``command`` (a U-Net training on ``datalist`` for
+    ``budget`` seconds); ``""`` when it can: the same settings and training data, and at least the budget."""
+    marker = unet_dir / "done.json"
+    if not marker.exists():
+        return "it is not done"
+    done = json.loads(marker.read_text(encoding="utf-8"))
+    old = list(done["command"])
+    options = {"--output_dir", "--dataset_dir", "--time_limit_s"}
+
+    def settings(cmd: Sequence[str]) -> list[str]:
+        return [a for i, a in enumerate(cmd) if a not in options and (i == 0 or cmd[i - 1] not in options)]
+
+    if settings(old) != settings(command):
+        return "its settings differ"
+    old_data = ROOT / old[old.index("--dataset_dir") + 1]  # the commands run in ROOT
+    if not old_data.exists() or json.loads(old_data.read_text(encoding="utf-8")) != json.loads(
+        datalist.read_text(encoding="utf-8")
+    ):
+        return "its training cases differ"
+    trained = float(old[old.index("--time_limit_s") + 1])
+    if trained < round(budget):
+        return f"it trained for {trained / 60:.1f} min, less than this tag's {budget / 60:.1f} min"
+    return ""
 
 
 def summarize(rows: Sequence[dict]) -> list[dict]:
@@ -396,6 +434,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--eval", nargs="*", default=[], metavar="KEY=VALUE", help="evaluate.json overrides (SemGAN)")
     parser.add_argument("--encoder", nargs="*", default=[], metavar="KEY=VALUE", help="train_encoder.json overrides")
     parser.add_argument("--unet", nargs="*", default=[], metavar="KEY=VALUE", help="train_unet.json overrides")
+    parser.add_argument("--unet_from", default="", metavar="TAG",
+                        help="reuse another tag's U-Net where it trained at least this tag's budget")  # fmt: skip
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="methods to evaluate")
     parser.add_argument("--unet_time_factor", type=float, default=1.0, help="U-Net budget / SemanticGAN wall time")
     parser.add_argument("--out", default="runs/quality", help="models, logs and per-run results")
     parser.add_argument("--report_dir", default="", help="where summary.csv, cases.csv, quality.png go (default --out)")

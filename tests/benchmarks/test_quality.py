@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -56,6 +57,13 @@ def first_run(tiny_phantom: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 def read(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return list(csv.DictReader(f))
+
+
+def load_quality() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("quality", SCRIPT)
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    return quality
 
 
 def test_every_step_runs_and_the_report_is_written(first_run: dict) -> None:
@@ -137,9 +145,7 @@ def test_datalists_written_from_a_relative_train_dir_resolve(
     tiny_phantom: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a datalist's relative paths are read relative to its own folder, so a relative --train_dir must not leak into it
-    spec = importlib.util.spec_from_file_location("quality", SCRIPT)
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
+    quality = load_quality()
     monkeypatch.chdir(tiny_phantom)
     cases = discover_cases("ct")
     assert not Path(cases[0]["image"]).is_absolute()
@@ -147,3 +153,79 @@ def test_datalists_written_from_a_relative_train_dir_resolve(
     found = discover_cases(datalist)
     assert [c["case_id"] for c in found] == [c["case_id"] for c in cases]
     assert all(Path(c["image"]).is_file() and Path(c["label"]).is_file() for c in found)
+
+
+def test_a_unet_is_reused_only_with_the_same_settings_cases_and_enough_time(tmp_path: Path) -> None:
+    quality = load_quality()
+    datalist = tmp_path / "train_k1.json"
+    datalist.write_text(json.dumps({"training": [{"image": "/a.nii.gz", "label": "/b.nii.gz"}]}), encoding="utf-8")
+    folder = tmp_path / "other" / "unet"
+
+    def command(out: Path, data: Path, seconds: int, *extra: str) -> list[str]:
+        return ["python", "-m", "monai.bundle", "--output_dir", str(out), "--dataset_dir", str(data),
+                "--time_limit_s", str(seconds), "--seed", "0", *extra]  # fmt: skip
+
+    assert quality.reusable_unet(folder, command(folder, datalist, 100), datalist, 100.0) == "it is not done"
+    folder.mkdir(parents=True)
+    other_data = tmp_path / "other_k1.json"
+    other_data.write_text(datalist.read_text(encoding="utf-8"), encoding="utf-8")
+    done = {"wall_s": 101.0, "command": command(folder, other_data, 100)}
+    (folder / "done.json").write_text(json.dumps(done), encoding="utf-8")
+    # another output folder and another (identical) datalist file: reusable within its budget
+    assert quality.reusable_unet(folder, command(tmp_path / "x", datalist, 100), datalist, 99.8) == ""
+    assert "less than" in quality.reusable_unet(folder, command(tmp_path / "x", datalist, 160), datalist, 160.0)
+    other = quality.reusable_unet(folder, command(tmp_path / "x", datalist, 100, "--flip_prob", "0"), datalist, 50.0)
+    assert other == "its settings differ"
+    other_data.write_text(json.dumps({"training": []}), encoding="utf-8")
+    assert quality.reusable_unet(folder, command(tmp_path / "x", datalist, 100), datalist, 50.0) == (
+        "its training cases differ"
+    )
+
+
+def test_a_variant_reuses_the_gan_and_unet_and_evaluates_the_chosen_methods(first_run: dict) -> None:
+    out, phantom = first_run["out"], first_run["phantom"]
+    first = out / "runs" / "first" / "quick" / "k1"
+    # a tiny budget: the first tag's U-Net trained longer, so it stands in
+    proc = run_quality(
+        phantom,
+        out,
+        "--tag",
+        "encoder_variant",
+        "--gan_from",
+        "first",
+        "--unet_from",
+        "first",
+        "--encoder",
+        "fg_ratio=0",
+        "--unet_time_factor",
+        "0.001",
+        "--methods",
+        "semgan_quick",
+        "unet",
+    )
+    assert proc.stdout.count("done before") == 2 and "not reusing" not in proc.stdout  # GAN and U-Net
+    run = out / "runs" / "encoder_variant" / "quick" / "k1"
+    assert not (run / "unet").exists() and not (run / "eval" / "semgan_optimize").exists()
+    marker = json.loads((run / "eval" / "unet" / "phantom_ct" / "done.json").read_text(encoding="utf-8"))
+    assert str(first / "unet" / "models" / "model.pt") in marker["command"]
+    encoder = json.loads((run / "semgan" / "encoder" / "done.json").read_text(encoding="utf-8"))["command"]
+    assert encoder[-2:] == ["--fg_ratio", "0"] and str(first / "semgan" / "gan") in encoder
+    rows = [r for r in read(out / "report" / "summary_quick.csv") if r["tag"] == "encoder_variant"]
+    assert {r["method"] for r in rows} == {"semgan_quick", "unet"}
+    # other U-Net settings: a new U-Net trains
+    proc = run_quality(
+        phantom,
+        out,
+        "--tag",
+        "unet_variant",
+        "--gan_from",
+        "first",
+        "--unet_from",
+        "first",
+        "--unet",
+        "flip_prob=0",
+        "--methods",
+        "unet",
+    )
+    assert "not reusing the U-Net of tag first: its settings differ" in proc.stdout
+    assert (out / "runs" / "unet_variant" / "quick" / "k1" / "unet" / "models" / "model.pt").exists()
