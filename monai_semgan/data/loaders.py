@@ -194,7 +194,7 @@ def make_slice_dataset(
     labeled: bool,
     slices_per_volume: int = 8,
     fg_ratio: float = 0.75,
-    flip_prob: float = 0.5,
+    flip_prob: float = 0.0,
     affine_prob: float = 0.0,
     label_mapping: Mapping[int, int] | str | None = None,
     label_others: int | None = 0,
@@ -213,7 +213,10 @@ def make_slice_dataset(
         labeled: use labels (organ-rich sampling, label key kept); ``False`` drops any label.
         slices_per_volume: slices drawn from each volume per epoch.
         fg_ratio: probability of an organ slice for labeled volumes.
-        flip_prob: probability of a left-right flip of each slice (image and label together).
+        flip_prob: probability of a left-right flip of each slice (image and label together). 0 (default) keeps
+            laterality: the liver is on the patient's right in every real scan, and models trained with flips
+            learn to accept a liver on the left (on T1 MRI they then segment the spleen; see
+            ``docs/benchmarks.md``).
         affine_prob: probability of a random in-plane affine transform of each slice (rotation up to 15 degrees,
             scaling by up to 10 %, shifts up to 1/16 of the width; image and label together). 0 for the GAN, which
             must learn the real anatomy's statistics; the supervised U-Net baseline uses it.

@@ -167,3 +167,21 @@ def test_affine_augmentation_moves_image_and_label_together(shared_data: Path) -
             assert abs(float(liver_a - liver_b)) < 0.15
             assert 0.7 < float(b["label"].sum() / a["label"].sum()) < 1.4  # scaling by at most 10 % per axis
     assert changed >= 20
+
+
+def test_slices_keep_laterality_unless_flips_are_asked_for(shared_data: Path) -> None:
+    # CHAOS case 1 (stored LAS): after RAS orientation x grows towards the patient's right, where the liver is
+    case = [{"image": str(shared_data / "chaos_t2spir" / "image_1.nii.gz"),
+             "label": str(shared_data / "chaos_t2spir" / "label_1.nii.gz")}]  # fmt: skip
+
+    def right_share(flip_prob: float | None) -> float:
+        kwargs = {} if flip_prob is None else {"flip_prob": flip_prob}
+        ds = make_slice_dataset(
+            case, "mri", 64, True, slices_per_volume=16, fg_ratio=1.0, label_mapping="chaos", **kwargs
+        )
+        ds.volumes.transform.set_random_state(0)
+        label = torch.stack([ds[i]["label"] for i in range(16)])
+        return float(label[..., 32:, :].sum() / label.sum())
+
+    assert right_share(None) > 0.9  # the default: no flips
+    assert right_share(1.0) < 0.1  # every slice mirrored, image and label together
