@@ -12,7 +12,8 @@
 
 - inversion quality: the reconstruction error of the encoder's embedding (MSE on the body slices, images in [-1, 1])
   against the case's 3-D Dice;
-- label alignment: predicted liver volume / reference liver volume (from the evaluation's masks; > 1 over-segments);
+- label alignment: predicted liver volume / reference liver volume (from the evaluation's masks; > 1 over-segments),
+  and the share of predicted voxels in axial slices that hold no liver in the reference;
 - generator quality: the liver fraction of generated samples against that of the labeled training slices.
 
     python benchmarks/quality_diagnostics.py --run runs/quality/default/full/k1 \
@@ -79,6 +80,19 @@ def volume_ratio_and_offset(seg_path: Path, label_path: Path, label_values: Sequ
     return float(pred.sum() / max(ref.sum(), 1)), round(offset, 1)
 
 
+def share_outside_organ_slices(seg_path: Path, label_path: Path, label_values: Sequence[int]) -> float:
+    """Share of the predicted voxels that lie in axial slices where the reference has no organ at all: a slice-wise
+    model that draws the organ into every slice of the abdomen scores high here."""
+    seg, ref_image = nib.load(seg_path), nib.load(label_path)
+    pred = np.asarray(seg.dataobj) > 0
+    ref = np.isin(np.asarray(ref_image.dataobj).round().astype(int), list(label_values))
+    axial = [i for i, code in enumerate(nib.aff2axcodes(ref_image.affine)) if code in "SI"][0]
+    other = tuple(i for i in range(3) if i != axial)
+    empty = ref.sum(axis=other) == 0
+    per_slice = pred.sum(axis=other)
+    return float(per_slice[empty].sum() / max(per_slice.sum(), 1))
+
+
 @torch.no_grad()
 def generated_liver_fraction(segmenter, samples: int = 256, seed: int = 0) -> tuple[float, float]:
     """Mean fraction of generated pixels labeled liver, and the share of samples with any."""
@@ -132,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ratio, offset = volume_ratio_and_offset(seg, Path(item["label"]), label_values)
                 row[f"volume_ratio_{method}"] = round(ratio, 3)
                 row[f"offset_right_mm_{method}"] = offset
+                row[f"outside_share_{method}"] = round(
+                    share_outside_organ_slices(seg, Path(item["label"]), label_values), 3
+                )
             rows.append(row)
             print(row, flush=True)
     fraction, any_liver = generated_liver_fraction(segmenter)

@@ -136,6 +136,7 @@ def test_diagnostics_of_a_finished_run(first_run: dict, tmp_path: Path) -> None:
     assert [r["test_set"] for r in rows] == ["phantom_ct"] + ["phantom_mri"] * 3
     for r in rows:
         assert float(r["recon_mse"]) > 0 and float(r["volume_ratio_unet"]) >= 0
+        assert 0 <= float(r["outside_share_semgan_quick"]) <= 1
         assert 0 <= float(r["dice_semgan_quick"]) <= 1
         assert 0 < float(r["labeled_liver_fraction"]) < 1 and 0 <= float(r["generated_liver_fraction"]) <= 1
     assert (tmp_path / "diag.png").stat().st_size > 10_000
@@ -229,3 +230,28 @@ def test_a_variant_reuses_the_gan_and_unet_and_evaluates_the_chosen_methods(firs
     )
     assert "not reusing the U-Net of tag first: its settings differ" in proc.stdout
     assert (out / "runs" / "unet_variant" / "quick" / "k1" / "unet" / "models" / "model.pt").exists()
+
+
+def test_share_of_the_prediction_outside_the_organ_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("quality_diagnostics", SCRIPT.parent / "quality_diagnostics.py")
+    diagnostics = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diagnostics)
+    affine = np.diag([-1.5, 1.5, 5.0, 1.0])  # LAS, like CHAOS: the third axis is axial
+    label = np.zeros((8, 8, 5), np.uint8)
+    label[2:5, 2:5, 2:5] = 5
+    pred = np.zeros((8, 8, 5), np.uint8)
+    pred[2:5, 2:5, :] = 1  # the same 9 voxels in every slice; slices 0 and 1 hold no organ
+    nib.save(nib.Nifti1Image(label, affine), tmp_path / "label.nii.gz")
+    nib.save(nib.Nifti1Image(pred, affine), tmp_path / "seg.nii.gz")
+    share = diagnostics.share_outside_organ_slices(tmp_path / "seg.nii.gz", tmp_path / "label.nii.gz", [5])
+    assert share == pytest.approx(2 / 5)
+    # the axial axis first: the affine says which array axis is axial
+    axial_first = np.array([[0, -1.5, 0, 0], [0, 0, 1.5, 0], [5.0, 0, 0, 0], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(label.transpose(2, 0, 1), axial_first), tmp_path / "l.nii.gz")
+    nib.save(nib.Nifti1Image(pred.transpose(2, 0, 1), axial_first), tmp_path / "s.nii.gz")
+    share = diagnostics.share_outside_organ_slices(tmp_path / "s.nii.gz", tmp_path / "l.nii.gz", [5])
+    assert share == pytest.approx(2 / 5)
