@@ -64,12 +64,17 @@ def reconstruction_error(segmenter, image: torch.Tensor) -> float:
     return float((recon - slices).square().mean())
 
 
-def volume_ratio_and_offset(seg_path: Path, label_path: Path, label_values: Sequence[int]) -> tuple[float, float]:
-    """Predicted / reference volume, and how far right (mm, world RAS x) the prediction's centroid lies of the
-    reference's: about minus the body's half width when the other side (the spleen) is segmented."""
+def load_masks(seg_path: Path, label_path: Path, label_values: Sequence[int]):
+    """The predicted and reference masks (boolean arrays on the input grid) with their images."""
     seg, ref_image = nib.load(seg_path), nib.load(label_path)
     pred = np.asarray(seg.dataobj) > 0
     ref = np.isin(np.asarray(ref_image.dataobj).round().astype(int), list(label_values))
+    return seg, pred, ref_image, ref
+
+
+def volume_ratio_and_offset(seg, pred: np.ndarray, ref_image, ref: np.ndarray) -> tuple[float, float]:
+    """Predicted / reference volume, and how far right (mm, world RAS x) the prediction's centroid lies of the
+    reference's: about minus the body's half width when the other side (the spleen) is segmented."""
     offset = float("nan")
     if pred.any() and ref.any():  # nibabel affines map to RAS+ world coordinates: +x is the patient's right
         centre = [
@@ -80,12 +85,9 @@ def volume_ratio_and_offset(seg_path: Path, label_path: Path, label_values: Sequ
     return float(pred.sum() / max(ref.sum(), 1)), round(offset, 1)
 
 
-def share_outside_organ_slices(seg_path: Path, label_path: Path, label_values: Sequence[int]) -> float:
+def share_outside_organ_slices(pred: np.ndarray, ref_image, ref: np.ndarray) -> float:
     """Share of the predicted voxels that lie in axial slices where the reference has no organ at all: a slice-wise
     model that draws the organ into every slice of the abdomen scores high here."""
-    seg, ref_image = nib.load(seg_path), nib.load(label_path)
-    pred = np.asarray(seg.dataobj) > 0
-    ref = np.isin(np.asarray(ref_image.dataobj).round().astype(int), list(label_values))
     axial = [i for i, code in enumerate(nib.aff2axcodes(ref_image.affine)) if code in "SI"][0]
     other = tuple(i for i in range(3) if i != axial)
     empty = ref.sum(axis=other) == 0
@@ -143,12 +145,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             for method in dice:
                 row[f"dice_{method}"] = dice[method].get(case, float("nan"))
                 seg = run / "eval" / method / set_name / f"{case}_seg.nii.gz"
-                ratio, offset = volume_ratio_and_offset(seg, Path(item["label"]), label_values)
+                seg_image, pred, ref_image, ref = load_masks(seg, Path(item["label"]), label_values)
+                ratio, offset = volume_ratio_and_offset(seg_image, pred, ref_image, ref)
                 row[f"volume_ratio_{method}"] = round(ratio, 3)
                 row[f"offset_right_mm_{method}"] = offset
-                row[f"outside_share_{method}"] = round(
-                    share_outside_organ_slices(seg, Path(item["label"]), label_values), 3
-                )
+                row[f"outside_share_{method}"] = round(share_outside_organ_slices(pred, ref_image, ref), 3)
             rows.append(row)
             print(row, flush=True)
     fraction, any_liver = generated_liver_fraction(segmenter)

@@ -247,11 +247,14 @@ def test_share_of_the_prediction_outside_the_organ_slices(tmp_path: Path, monkey
     pred[2:5, 2:5, :] = 1  # the same 9 voxels in every slice; slices 0 and 1 hold no organ
     nib.save(nib.Nifti1Image(label, affine), tmp_path / "label.nii.gz")
     nib.save(nib.Nifti1Image(pred, affine), tmp_path / "seg.nii.gz")
-    share = diagnostics.share_outside_organ_slices(tmp_path / "seg.nii.gz", tmp_path / "label.nii.gz", [5])
+    masks = diagnostics.load_masks(tmp_path / "seg.nii.gz", tmp_path / "label.nii.gz", [5])
+    share = diagnostics.share_outside_organ_slices(*masks[1:])
     assert share == pytest.approx(2 / 5)
     # the axial axis first: the affine says which array axis is axial
     axial_first = np.array([[0, -1.5, 0, 0], [0, 0, 1.5, 0], [5.0, 0, 0, 0], [0, 0, 0, 1]])
     nib.save(nib.Nifti1Image(label.transpose(2, 0, 1), axial_first), tmp_path / "l.nii.gz")
     nib.save(nib.Nifti1Image(pred.transpose(2, 0, 1), axial_first), tmp_path / "s.nii.gz")
-    share = diagnostics.share_outside_organ_slices(tmp_path / "s.nii.gz", tmp_path / "l.nii.gz", [5])
+    share = diagnostics.share_outside_organ_slices(
+        *diagnostics.load_masks(tmp_path / "s.nii.gz", tmp_path / "l.nii.gz", [5])[1:]
+    )
     assert share == pytest.approx(2 / 5)
