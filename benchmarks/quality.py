@@ -67,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "liver_ct"
 CONFIGS = BUNDLE / "configs"
 
-# --quick: about 12 minutes on a 2-core CPU; the full protocol: about 70 minutes
+# --quick: about 12 minutes on a 2-core CPU; the full protocol: about 80 minutes for K = 1 and 2
 PROTOCOLS = {
     "quick": {"gan_iterations": 150, "encoder_iterations": 100, "optimize_steps": 20},
     "full": {"gan_iterations": 1800, "encoder_iterations": 400, "optimize_steps": 100},
