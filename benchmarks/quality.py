@@ -38,8 +38,9 @@ configuration its own ``--tag``. ``--gan_from TAG`` reuses another tag's GAN (fo
 TAG`` all its models (for changes of the inference, ``--eval KEY=VALUE``), ``--unet_from TAG`` its U-Net when that one
 trained with the same settings and cases for at least this tag's SemanticGAN wall time (else a new U-Net trains), so a
 SemanticGAN variant is not charged a second identical baseline. ``--methods`` picks the methods to evaluate
-(test-time optimization is the slow one). ``--set`` overrides go to every command (e.g. ``resolution=128`` and the
-architecture keys, which training and evaluation must share).
+(test-time optimization is the slow one); without ``unet`` no U-Net trains (a SemanticGAN-only screen). ``--set``
+overrides go to every command (e.g. ``resolution=128`` and the architecture keys, which training and evaluation must
+share).
 """
 
 from __future__ import annotations
@@ -252,7 +253,9 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
                       "--num_labeled", str(k), "--iterations", "1000000", "--time_limit_s", f"{budget:.0f}", *common,
                       *overrides(args.unet))  # fmt: skip
 
-    if args.unet_from and not args.models_from:
+    if "unet" not in args.methods:  # a SemanticGAN-only screen: no baseline to train
+        print(f"  [K={k}] U-Net not trained: --methods leaves it out", flush=True)
+    elif args.unet_from and not args.models_from:
         other = run_dir.parents[2] / args.unet_from / run_dir.parent.name / run_dir.name / "unet"
         why = reusable_unet(other, unet_command(other), datalist, budget)
         if why:
@@ -260,7 +263,9 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
         else:
             unet_dir = other
     # the U-Net trains at least as long as SemanticGAN did; the iteration cap is never the limit on CPU
-    unet_wall = run_step(f"[K={k}] U-Net", unet_command(unet_dir), unet_dir, args.verbose)
+    unet_wall = (
+        run_step(f"[K={k}] U-Net", unet_command(unet_dir), unet_dir, args.verbose) if "unet" in args.methods else 0.0
+    )
     models = {"semgan": enc_dir / "models" / "model.pt", "unet": unet_dir / "models" / "model.pt"}
     rows = []
     for set_name, spec in sets.items():

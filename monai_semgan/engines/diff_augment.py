@@ -28,24 +28,34 @@ import torch.nn.functional as F
 
 __all__ = ["DifferentiableAugment"]
 
-POLICIES = ("intensity", "translation", "cutout")
+POLICIES = ("intensity", "gamma", "translation", "cutout")
+PHOTOMETRIC = ("intensity", "gamma")  # image-only operations; they leave the geometry alone
 
 
 class DifferentiableAugment:
-    """Random intensity (image only), translation and cutout (image and masks together), differentiable.
+    """Random intensity and gamma (image only), translation and cutout (image and masks together), differentiable.
 
     Args:
         policy: comma-separated operations from ``intensity`` (brightness shift up to +-0.25 and contrast scale
-            0.75-1.33 about the slice mean), ``translation`` (integer shift up to ``translation_ratio`` of the size,
-            filled with -1) and ``cutout`` (a square of ``cutout_ratio`` of the size set to -1); empty: identity.
+            0.75-1.33 about the slice mean), ``gamma`` (``((x + 1) / 2) ** g * 2 - 1`` with ``g`` log-uniform in
+            ``[1 / gamma_max, gamma_max]``: a monotone contrast change that keeps air at -1), ``translation``
+            (integer shift up to ``translation_ratio`` of the size, filled with -1) and ``cutout`` (a square of
+            ``cutout_ratio`` of the size set to -1); empty: identity.
         translation_ratio: largest shift as a fraction of the image size.
         cutout_ratio: cutout side as a fraction of the image size.
+        gamma_max: largest gamma exponent of ``gamma`` (and the inverse of the smallest).
 
     Raises:
         ValueError: on an unknown operation.
     """
 
-    def __init__(self, policy: str | Sequence[str] = "", translation_ratio: float = 0.125, cutout_ratio: float = 0.5):
+    def __init__(
+        self,
+        policy: str | Sequence[str] = "",
+        translation_ratio: float = 0.125,
+        cutout_ratio: float = 0.5,
+        gamma_max: float = 2.0,
+    ):
         ops = [p.strip() for p in (policy.split(",") if isinstance(policy, str) else policy) if p.strip()]
         unknown = sorted(set(ops) - set(POLICIES))
         if unknown:
@@ -53,9 +63,15 @@ class DifferentiableAugment:
         self.ops = ops
         self.translation_ratio = translation_ratio
         self.cutout_ratio = cutout_ratio
+        self.gamma_max = gamma_max
 
     def __bool__(self) -> bool:
         return bool(self.ops)
+
+    @property
+    def geometric(self) -> bool:
+        """Whether an operation moves or hides pixels (so it must also be applied to the masks and targets)."""
+        return any(op not in PHOTOMETRIC for op in self.ops)
 
     def __call__(self, image: torch.Tensor, *masks: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         """Augment ``image`` ``[B, C, H, W]`` and, with the same geometry, each mask ``[B, L, H, W]``.
@@ -67,6 +83,8 @@ class DifferentiableAugment:
         for op in self.ops:
             if op == "intensity":
                 tensors[0] = self._intensity(tensors[0])
+            elif op == "gamma":
+                tensors[0] = self._gamma(tensors[0])
             elif op == "translation":
                 tensors = self._translate(tensors)
             else:
@@ -80,6 +98,16 @@ class DifferentiableAugment:
         scale = torch.exp((torch.rand(b, 1, 1, 1, device=x.device, dtype=x.dtype) - 0.5) * 0.575)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         return (x - mean) * scale + mean + shift
+
+    def _gamma(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        log_g = (torch.rand(b, 1, 1, 1, device=x.device, dtype=x.dtype) * 2 - 1) * torch.log(
+            x.new_tensor(self.gamma_max)
+        )
+        unit = ((x + 1) / 2).clamp(0.0, 1.0)
+        # air stays exactly 0; the clamp keeps the power's gradient finite near 0 for exponents below 1
+        powered = torch.where(unit > 0, unit.clamp_min(1e-6).pow(torch.exp(log_g)), torch.zeros_like(unit))
+        return powered * 2 - 1
 
     def _translate(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         x = tensors[0]

@@ -13,7 +13,9 @@
 Per iteration, the encoder embeds a batch of unlabeled images and a batch of labeled pairs; the frozen generator
 (constant noise, as at test time) renders them back. Unlabeled: MSE + 10 x perceptual on the image. Labeled: the same
 plus Dice + cross-entropy between the generated label logits and the real mask, so that the latent the encoder finds is
-one whose label output is right, not only its image.
+one whose label output is right, not only its image. Optionally the encoder sees a photometrically augmented copy of
+each image (``input_augment``) while the losses compare with the original: the encoder is then asked to find the same
+latent whatever the slice's brightness and contrast, which is what a new patient or another MRI sequence changes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch.nn as nn
 from monai.engines.utils import IterationEvents
 from monai.losses import DiceCELoss
 
+from monai_semgan.engines.diff_augment import DifferentiableAugment
 from monai_semgan.engines.paired_loader import PairedSliceLoader
 from monai_semgan.engines.paired_trainer import PairedTrainer, plain_tensor, unwrap_ddp
 
@@ -49,11 +52,15 @@ class EncoderTrainer(PairedTrainer):
         mse_weight: weight of the pixel MSE.
         perceptual_weight: weight of the perceptual term (10 in the paper).
         label_weight: weight of Dice + cross-entropy on labeled pairs.
+        input_augment: photometric :class:`~monai_semgan.engines.DifferentiableAugment` operations (``intensity``,
+            ``gamma``; a policy string or the object) applied to the encoder's input only; the generated image and
+            label are compared with the unaugmented slice and mask. Empty: none.
         amp: mixed precision on CUDA; ignored on CPU.
         handlers: Ignite / MONAI handlers to attach.
 
     Raises:
-        ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader` or the encoder does not fit the generator.
+        ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader`, the encoder does not fit the generator,
+            or ``input_augment`` moves pixels (the reconstruction target would no longer match the input).
 
     Checkpoints include the random generators' states (:class:`PairedTrainer`), so a resumed run continues exactly.
     """
@@ -72,12 +79,17 @@ class EncoderTrainer(PairedTrainer):
         mse_weight: float = 1.0,
         perceptual_weight: float = 10.0,
         label_weight: float = 1.0,
+        input_augment: str | DifferentiableAugment = "",
         amp: bool = False,
         handlers: Sequence | None = None,
     ) -> None:
         enc = unwrap_ddp(encoder)
         if (enc.num_ws, enc.w_dim, enc.resolution) != (generator.num_ws, generator.w_dim, generator.resolution):
             raise ValueError("the encoder's resolution and W+ shape must match the generator's.")
+        if not isinstance(input_augment, DifferentiableAugment):
+            input_augment = DifferentiableAugment(input_augment)
+        if input_augment.geometric:
+            raise ValueError(f"input_augment must be photometric (intensity, gamma), got {input_augment.ops}.")
         super().__init__(device, max_epochs, data_loader, amp=amp)
         device = self.state.device
         self.encoder = encoder
@@ -86,13 +98,14 @@ class EncoderTrainer(PairedTrainer):
         self.perceptual = perceptual.to(device) if perceptual is not None else None
         self.image_key, self.label_key = image_key, label_key
         self.mse_weight, self.perceptual_weight, self.label_weight = mse_weight, perceptual_weight, label_weight
+        self.input_augment = input_augment
         binary = generator.label_channels == 1
         self.label_loss = DiceCELoss(sigmoid=binary, softmax=not binary, to_onehot_y=not binary)
         if handlers is not None:
             self._register_handlers(handlers)
 
     def _reconstruction(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        ws = self.encoder(images)
+        ws = self.encoder(self.input_augment(images) if self.input_augment else images)
         fake, logits = self.generator.synthesis(ws, noise_mode="const")
         mse = (fake.float() - images).square().mean()
         perceptual = self.perceptual(fake.float(), images).mean() if self.perceptual is not None else mse.new_zeros(())

@@ -232,6 +232,21 @@ def test_a_variant_reuses_the_gan_and_unet_and_evaluates_the_chosen_methods(firs
     assert (out / "runs" / "unet_variant" / "quick" / "k1" / "unet" / "models" / "model.pt").exists()
 
 
+def test_a_semgan_only_screen_trains_no_unet_and_its_diagnostics_skip_it(first_run: dict, tmp_path: Path) -> None:
+    out, phantom = first_run["out"], first_run["phantom"]
+    proc = run_quality(phantom, out, "--tag", "screen", "--gan_from", "first", "--methods", "semgan_quick")
+    assert "U-Net not trained: --methods leaves it out" in proc.stdout
+    run = out / "runs" / "screen" / "quick" / "k1"
+    assert not (run / "unet").exists() and sorted(p.name for p in (run / "eval").iterdir()) == ["semgan_quick"]
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "quality_diagnostics.py"), "--run", str(run), "--csv",
+           str(tmp_path / "diag.csv"), "--set", *TINY[:6]]  # fmt: skip
+    diag = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
+    assert diag.returncode == 0, diag.stderr[-3000:]
+    rows = read(tmp_path / "diag.csv")
+    assert len(rows) == 4 and "dice_semgan_quick" in rows[0]
+    assert not any(key.endswith("_unet") or "optimize" in key for key in rows[0])
+
+
 def test_share_of_the_prediction_outside_the_organ_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import nibabel as nib
     import numpy as np

@@ -97,3 +97,26 @@ def test_gradients_reach_exactly_the_kept_pixels():
     out = DifferentiableAugment("translation,cutout")(image)
     out.sum().backward()
     assert image.grad.gt(0).sum() == (out.detach() != -1.0).sum()
+
+
+def test_gamma_is_monotone_keeps_the_range_and_air_and_passes_gradients():
+    image, mask = _pair()
+    image = torch.cat([image, torch.full((6, 1, 16, 1), -1.0)], dim=3).requires_grad_(True)  # a column of air
+    torch.manual_seed(0)
+    aug = DifferentiableAugment("gamma", gamma_max=2.0)
+    out = aug(image)
+    assert not aug.geometric and out.shape == image.shape
+    assert out.min() >= -1.0 and out.max() <= 1.0 and not torch.allclose(out, image)
+    assert torch.allclose(out[..., -1], torch.full_like(out[..., -1], -1.0), atol=1e-3)
+    order = image.detach().flatten(1).argsort(dim=1)
+    assert (out.detach().flatten(1).gather(1, order).diff(dim=1) >= -1e-6).all()
+    # exponent within [1/2, 2] for every slice: compare one interior pixel with the two extremes
+    unit, unit_out = (image.detach()[:, 0, 0, 0] + 1) / 2, (out.detach()[:, 0, 0, 0] + 1) / 2
+    assert ((unit_out <= unit.pow(0.5) + 1e-5) & (unit_out >= unit.pow(2.0) - 1e-5)).all()
+    out.sum().backward()
+    assert torch.isfinite(image.grad).all() and image.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("policy", "geometric"), [("intensity,gamma", False), ("gamma,cutout", True), ("", False)])
+def test_geometric_names_the_operations_that_move_pixels(policy, geometric):
+    assert DifferentiableAugment(policy).geometric is geometric
