@@ -155,10 +155,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows.append(row)
             print(row, flush=True)
     fraction, any_liver = generated_liver_fraction(segmenter)
-    gan_cmd = json.loads((run / "semgan" / "gan" / "done.json").read_text(encoding="utf-8"))["command"]
+    # the GAN the encoder was trained on: another tag's when the run reused it (--gan_from)
+    enc_cmd = json.loads((run / "semgan" / "encoder" / "done.json").read_text(encoding="utf-8"))["command"]
+    gan_dir = ROOT / enc_cmd[enc_cmd.index("--gan_dir") + 1]  # quality.py runs its commands in ROOT
+    gan_cmd = json.loads((gan_dir / "done.json").read_text(encoding="utf-8"))["command"]
     mapping = ast.literal_eval(gan_cmd[gan_cmd.index("--label_mapping") + 1])
     gan_modality = gan_cmd[gan_cmd.index("--modality") + 1]
-    real = labeled_liver_fraction(run / "semgan" / "gan", gan_modality, segmenter.resolution, mapping)
+    real = labeled_liver_fraction(gan_dir, gan_modality, segmenter.resolution, mapping)
     print(f"generated liver pixels {fraction:.3%} (samples with liver {any_liver:.0%}); labeled slices {real:.3%}")
     for row in rows:  # the same for every case: one generator
         row.update(generated_liver_fraction=round(fraction, 5), generated_any_liver=round(any_liver, 3),
