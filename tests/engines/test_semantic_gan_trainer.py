@@ -9,7 +9,7 @@ import torch
 from ignite.engine import Events
 from monai.engines.utils import IterationEvents
 
-from monai_semgan.data import discover_cases, make_slice_dataset, make_slice_loader, split_cases, write_phantom_dataset
+from monai_semgan.data import make_slice_dataset, make_slice_loader, split_cases
 from monai_semgan.engines import (
     DifferentiableAugment,
     NonFiniteLossError,
@@ -22,13 +22,6 @@ from monai_semgan.handlers import ResumeFromCheckpoint, latest_checkpoint, make_
 from monai_semgan.networks import ImageDiscriminator, JointDiscriminator, SemanticGenerator
 
 R = 16
-
-
-@pytest.fixture(scope="module")
-def phantom_cases(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    out = tmp_path_factory.mktemp("phantom")
-    write_phantom_dataset(out, num_cases=3, seed=2, modalities=("ct",), shape=(32, 32, 16), spacing=(12, 12, 24))
-    return discover_cases(out / "ct")
 
 
 def make_trainer(
