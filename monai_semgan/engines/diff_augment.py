@@ -46,7 +46,7 @@ class DifferentiableAugment:
         gamma_max: largest gamma exponent of ``gamma`` (and the inverse of the smallest).
 
     Raises:
-        ValueError: on an unknown operation.
+        ValueError: on an unknown operation, or ``gamma_max`` below 1.
     """
 
     def __init__(
@@ -60,6 +60,10 @@ class DifferentiableAugment:
         unknown = sorted(set(ops) - set(POLICIES))
         if unknown:
             raise ValueError(f"unknown differentiable augmentation {unknown}; known: {list(POLICIES)}.")
+        if gamma_max < 1.0:
+            raise ValueError(
+                f"gamma_max must be at least 1 (exponents lie in [1 / gamma_max, gamma_max]), got {gamma_max}."
+            )
         self.ops = ops
         self.translation_ratio = translation_ratio
         self.cutout_ratio = cutout_ratio

@@ -35,6 +35,8 @@ def test_empty_policy_is_identity():
 def test_unknown_operation_is_named():
     with pytest.raises(ValueError, match="colour"):
         DifferentiableAugment("translation,colour")
+    with pytest.raises(ValueError, match="gamma_max must be at least 1"):
+        DifferentiableAugment("gamma", gamma_max=0.5)
 
 
 @pytest.mark.parametrize("policy", ["translation", "cutout", "translation,cutout"])
