@@ -118,6 +118,13 @@ def test_differentiable_augmentation_reaches_every_discriminator_input(phantom_c
     assert all(torch.isfinite(torch.tensor(o["loss_g"])) for o in outputs)
     with pytest.raises(ValueError, match="unknown differentiable augmentation"):
         make_trainer(phantom_cases, diff_augment="flip")
+    # the image discriminator's inputs only: real, fake, and the generator's fake
+    CountingAugment.calls = 0
+    trainer = make_trainer(
+        phantom_cases, epochs=1, epoch_length=2, diff_augment=CountingAugment("intensity"), diff_augment_joint=False
+    )
+    trainer.run()
+    assert CountingAugment.calls == 3 * 2
 
 
 def test_non_finite_loss_stops_with_its_name(phantom_cases: list[dict], tmp_path: Path) -> None:
