@@ -129,7 +129,8 @@ class SemanticGanTrainer(PairedTrainer):
         non_blocking: non-blocking host-to-device copies.
 
     Raises:
-        ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader` or an interval is negative.
+        ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader`, an interval is negative, or
+            ``diff_augment_joint`` is not a bool.
     """
 
     def __init__(
@@ -167,6 +168,8 @@ class SemanticGanTrainer(PairedTrainer):
     ) -> None:
         if min(r1_interval, pl_interval) < 0:
             raise ValueError("regularization intervals must be >= 0.")
+        if not isinstance(diff_augment_joint, bool):  # e.g. the string "false" from a command line
+            raise ValueError(f"diff_augment_joint must be true or false, got {diff_augment_joint!r}.")
         super().__init__(device, max_epochs, data_loader, amp=amp, non_blocking=non_blocking)
         device = self.state.device
         self.generator = generator

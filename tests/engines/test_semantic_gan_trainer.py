@@ -125,6 +125,8 @@ def test_differentiable_augmentation_reaches_every_discriminator_input(phantom_c
     )
     trainer.run()
     assert CountingAugment.calls == 3 * 2
+    with pytest.raises(ValueError, match="diff_augment_joint must be true or false, got 'false'"):
+        make_trainer(phantom_cases, diff_augment="intensity", diff_augment_joint="false")
 
 
 def test_non_finite_loss_stops_with_its_name(phantom_cases: list[dict], tmp_path: Path) -> None:
