@@ -253,19 +253,19 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
                       "--num_labeled", str(k), "--iterations", "1000000", "--time_limit_s", f"{budget:.0f}", *common,
                       *overrides(args.unet))  # fmt: skip
 
+    unet_wall = 0.0
     if "unet" not in args.methods:  # a SemanticGAN-only screen: no baseline to train
         print(f"  [K={k}] U-Net not trained: --methods leaves it out", flush=True)
-    elif args.unet_from and not args.models_from:
-        other = run_dir.parents[2] / args.unet_from / run_dir.parent.name / run_dir.name / "unet"
-        why = reusable_unet(other, unet_command(other), datalist, budget)
-        if why:
-            print(f"  [K={k}] not reusing the U-Net of tag {args.unet_from}: {why}; training a new one", flush=True)
-        else:
-            unet_dir = other
-    # the U-Net trains at least as long as SemanticGAN did; the iteration cap is never the limit on CPU
-    unet_wall = (
-        run_step(f"[K={k}] U-Net", unet_command(unet_dir), unet_dir, args.verbose) if "unet" in args.methods else 0.0
-    )
+    else:
+        if args.unet_from and not args.models_from:
+            other = run_dir.parents[2] / args.unet_from / run_dir.parent.name / run_dir.name / "unet"
+            why = reusable_unet(other, unet_command(other), datalist, budget)
+            if why:
+                print(f"  [K={k}] not reusing the U-Net of tag {args.unet_from}: {why}; training a new one", flush=True)
+            else:
+                unet_dir = other
+        # the U-Net trains at least as long as SemanticGAN did; the iteration cap is never the limit on CPU
+        unet_wall = run_step(f"[K={k}] U-Net", unet_command(unet_dir), unet_dir, args.verbose)
     models = {"semgan": enc_dir / "models" / "model.pt", "unet": unet_dir / "models" / "model.pt"}
     rows = []
     for set_name, spec in sets.items():

@@ -135,9 +135,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         items = json.loads(Path(datalist).read_text(encoding="utf-8"))["training"]
         dice = {}
         for method in ("semgan_quick", "semgan_optimize", "unet"):
-            if not (run / "eval" / method / set_name / "dice.csv").exists():
+            dice_csv = run / "eval" / method / set_name / "dice.csv"
+            if not dice_csv.exists():
                 continue  # a run with --methods that left this method out
-            with open(run / "eval" / method / set_name / "dice.csv", encoding="utf-8") as f:
+            with open(dice_csv, encoding="utf-8") as f:
                 found = [r for r in csv.DictReader(f) if r["case"] not in ("mean", "std")]
             dice[method] = {r["case"]: float(r["dice"]) for r in found}
         for item in items:

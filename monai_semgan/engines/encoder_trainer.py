@@ -105,7 +105,7 @@ class EncoderTrainer(PairedTrainer):
             self._register_handlers(handlers)
 
     def _reconstruction(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        ws = self.encoder(self.input_augment(images) if self.input_augment else images)
+        ws = self.encoder(self.input_augment(images))  # an empty policy returns the images themselves
         fake, logits = self.generator.synthesis(ws, noise_mode="const")
         mse = (fake.float() - images).square().mean()
         perceptual = self.perceptual(fake.float(), images).mean() if self.perceptual is not None else mse.new_zeros(())
