@@ -19,6 +19,9 @@ latent whatever the slice's brightness and contrast, which is what a new patient
 Optionally (``sampled_weight``) the encoder also learns from pairs the generator draws itself: an image sampled from
 Z must be embedded so that its rendering has the same image and the same label, which gives the encoder the
 anatomy of every unlabeled scan the GAN learned from, with labels, instead of only the K labeled volumes.
+Optionally (``tune_label_branch``) the labeled term also trains the generator's ToSEG outputs, the 1 x 1 read-outs
+of the label from the generator's features, while the rest of the generator stays frozen: the image it renders is
+unchanged, and only how its features are read as a label is fitted to the labeled slices.
 """
 
 from __future__ import annotations
@@ -46,8 +49,10 @@ class EncoderTrainer(PairedTrainer):
         max_epochs: epochs; an epoch is ``data_loader``'s ``epoch_length`` iterations.
         data_loader: a :class:`PairedSliceLoader`.
         encoder: :class:`~monai_semgan.networks.LatentEncoder` (optionally DDP-wrapped).
-        generator: the trained :class:`~monai_semgan.networks.SemanticGenerator` (EMA weights); never updated.
-        optimizer: the encoder's optimizer.
+        generator: the trained :class:`~monai_semgan.networks.SemanticGenerator` (EMA weights); frozen, except its
+            label branch with ``tune_label_branch``.
+        optimizer: the encoder's optimizer; with ``tune_label_branch`` it must also hold
+            ``generator.label_branch_parameters()``.
         perceptual: a module mapping an image pair to per-sample distances (see
             :func:`~monai_semgan.inversion.make_perceptual`), or ``None``.
         image_key: key of images in both batches.
@@ -61,12 +66,14 @@ class EncoderTrainer(PairedTrainer):
         sampled_weight: weight of the loss on pairs the generator draws from random Z (image MSE + perceptual +
             Dice + CE against the sampled label map, thresholded), one batch as large as the unlabeled one per
             iteration. 0: none.
+        tune_label_branch: train the generator's label branch (ToSEG outputs) on the labeled term as well.
         amp: mixed precision on CUDA; ignored on CPU.
         handlers: Ignite / MONAI handlers to attach.
 
     Raises:
         ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader`, the encoder does not fit the generator,
-            or ``input_augment`` moves pixels (the reconstruction target would no longer match the input).
+            ``input_augment`` moves pixels (the reconstruction target would no longer match the input), or
+            ``tune_label_branch`` is set and the optimizer does not hold the label branch's parameters.
 
     Checkpoints include the random generators' states (:class:`PairedTrainer`), so a resumed run continues exactly.
     """
@@ -87,6 +94,7 @@ class EncoderTrainer(PairedTrainer):
         label_weight: float = 1.0,
         input_augment: str | DifferentiableAugment = "",
         sampled_weight: float = 0.0,
+        tune_label_branch: bool = False,
         amp: bool = False,
         handlers: Sequence | None = None,
     ) -> None:
@@ -99,10 +107,17 @@ class EncoderTrainer(PairedTrainer):
             raise ValueError(f"input_augment must be photometric (intensity, gamma), got {input_augment.ops}.")
         if sampled_weight < 0:
             raise ValueError(f"sampled_weight must be >= 0, got {sampled_weight}.")
+        if tune_label_branch:
+            optimized = {id(param) for group in optimizer.param_groups for param in group["params"]}
+            if not all(id(param) in optimized for param in generator.label_branch_parameters()):
+                raise ValueError("tune_label_branch needs generator.label_branch_parameters() in the optimizer.")
         super().__init__(device, max_epochs, data_loader, amp=amp)
         device = self.state.device
         self.encoder = encoder
         self.generator = generator.eval().requires_grad_(False)
+        for param in generator.label_branch_parameters() if tune_label_branch else ():
+            param.requires_grad_(True)
+        self.tune_label_branch = tune_label_branch
         self.optimizer = optimizer
         self.perceptual = perceptual.to(device) if perceptual is not None else None
         self.image_key, self.label_key = image_key, label_key
