@@ -67,6 +67,9 @@ class EncoderTrainer(PairedTrainer):
             Dice + CE against the sampled label map, thresholded), one batch as large as the unlabeled one per
             iteration. 0: none.
         tune_label_branch: train the generator's label branch (ToSEG outputs) on the labeled term as well.
+        batch_dice: compute the Dice term over the whole batch (MONAI ``DiceLoss(batch=True)``) instead of per slice.
+            Per slice, the Dice of a slice without the organ is about 1 whatever is drawn in it and passes almost no
+            gradient, so only cross-entropy speaks against an organ drawn where there is none.
         amp: mixed precision on CUDA; ignored on CPU.
         handlers: Ignite / MONAI handlers to attach.
 
@@ -95,12 +98,18 @@ class EncoderTrainer(PairedTrainer):
         input_augment: str | DifferentiableAugment = "",
         sampled_weight: float = 0.0,
         tune_label_branch: bool = False,
+        batch_dice: bool = False,
         amp: bool = False,
         handlers: Sequence | None = None,
     ) -> None:
         enc = unwrap_ddp(encoder)
         if (enc.num_ws, enc.w_dim, enc.resolution) != (generator.num_ws, generator.w_dim, generator.resolution):
             raise ValueError("the encoder's resolution and W+ shape must match the generator's.")
+        if enc.label_shift_channels not in (0, generator.label_channels):
+            raise ValueError(
+                f"the encoder shifts {enc.label_shift_channels} label channels, the generator draws "
+                f"{generator.label_channels}."
+            )
         if not isinstance(input_augment, DifferentiableAugment):
             input_augment = DifferentiableAugment(input_augment)
         if input_augment.geometric:
@@ -125,13 +134,16 @@ class EncoderTrainer(PairedTrainer):
         self.input_augment = input_augment
         self.sampled_weight = sampled_weight
         binary = generator.label_channels == 1
-        self.label_loss = DiceCELoss(sigmoid=binary, softmax=not binary, to_onehot_y=not binary)
+        self.label_loss = DiceCELoss(sigmoid=binary, softmax=not binary, to_onehot_y=not binary, batch=batch_dice)
         if handlers is not None:
             self._register_handlers(handlers)
 
     def _reconstruction(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        ws = self.encoder(self.input_augment(images))  # an empty policy returns the images themselves
+        # an empty policy returns the images themselves
+        ws, shift = self.encoder(self.input_augment(images), return_label_shift=True)
         fake, logits = self.generator.synthesis(ws, noise_mode="const")
+        if shift is not None:
+            logits = logits + shift[:, :, None, None]
         mse = (fake.float() - images).square().mean()
         perceptual = self.perceptual(fake.float(), images).mean() if self.perceptual is not None else mse.new_zeros(())
         return mse, perceptual, logits.float(), fake

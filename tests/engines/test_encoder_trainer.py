@@ -24,7 +24,7 @@ R = 16
 
 
 def make_trainer(
-    cases: list[dict], label_branch_lr: float = 0.0, **kwargs
+    cases: list[dict], label_branch_lr: float = 0.0, label_shift_channels: int = 0, **kwargs
 ) -> tuple[EncoderTrainer, list[torch.Tensor]]:
     """A tiny trainer whose encoder records every input it is given; ``label_branch_lr`` > 0 also optimizes ToSEG."""
     torch.manual_seed(0)
@@ -34,7 +34,15 @@ def make_trainer(
     g = SemanticGenerator(
         R, z_dim=16, w_dim=16, mapping_layers=1, channel_base=256, channel_multiplier=1, channel_max=16
     )
-    enc = LatentEncoder(R, num_ws=g.num_ws, w_dim=16, channel_base=256, channel_multiplier=1, channel_max=16)
+    enc = LatentEncoder(
+        R,
+        num_ws=g.num_ws,
+        w_dim=16,
+        channel_base=256,
+        channel_multiplier=1,
+        channel_max=16,
+        label_shift_channels=label_shift_channels,
+    )
     seen: list[torch.Tensor] = []
     enc.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
     groups = [{"params": list(enc.parameters())}]
@@ -121,3 +129,11 @@ def test_tuned_label_branch_changes_and_nothing_else_of_the_generator(phantom_ca
 def test_tuned_label_branch_needs_it_in_the_optimizer(phantom_cases: list[dict]) -> None:
     with pytest.raises(ValueError, match="label_branch_parameters"):
         make_trainer(phantom_cases, tune_label_branch=True)
+
+
+def test_label_shift_head_trains_on_the_labeled_term(phantom_cases: list[dict]) -> None:
+    trainer, _ = make_trainer(phantom_cases, label_shift_channels=1)
+    head = trainer.encoder.label_shift_head
+    assert torch.equal(head.bias, torch.zeros(1))
+    trainer.run()
+    assert head.bias.abs().sum() > 0 and head.weight.abs().sum() > 0
