@@ -19,9 +19,6 @@ latent whatever the slice's brightness and contrast, which is what a new patient
 Optionally (``sampled_weight``) the encoder also learns from pairs the generator draws itself: an image sampled from
 Z must be embedded so that its rendering has the same image and the same label, which gives the encoder the
 anatomy of every unlabeled scan the GAN learned from, with labels, instead of only the K labeled volumes.
-Optionally (``tune_label_branch``) the labeled term also trains the generator's ToSEG outputs, the 1 x 1 read-outs
-of the label from the generator's features, while the rest of the generator stays frozen: the image it renders is
-unchanged, and only how its features are read as a label is fitted to the labeled slices.
 """
 
 from __future__ import annotations
@@ -49,10 +46,8 @@ class EncoderTrainer(PairedTrainer):
         max_epochs: epochs; an epoch is ``data_loader``'s ``epoch_length`` iterations.
         data_loader: a :class:`PairedSliceLoader`.
         encoder: :class:`~monai_semgan.networks.LatentEncoder` (optionally DDP-wrapped).
-        generator: the trained :class:`~monai_semgan.networks.SemanticGenerator` (EMA weights); frozen, except its
-            label branch with ``tune_label_branch``.
-        optimizer: the encoder's optimizer; with ``tune_label_branch`` it must also hold
-            ``generator.label_branch_parameters()``.
+        generator: the trained :class:`~monai_semgan.networks.SemanticGenerator` (EMA weights); never updated.
+        optimizer: the encoder's optimizer.
         perceptual: a module mapping an image pair to per-sample distances (see
             :func:`~monai_semgan.inversion.make_perceptual`), or ``None``.
         image_key: key of images in both batches.
@@ -66,17 +61,12 @@ class EncoderTrainer(PairedTrainer):
         sampled_weight: weight of the loss on pairs the generator draws from random Z (image MSE + perceptual +
             Dice + CE against the sampled label map, thresholded), one batch as large as the unlabeled one per
             iteration. 0: none.
-        tune_label_branch: train the generator's label branch (ToSEG outputs) on the labeled term as well.
-        batch_dice: compute the Dice term over the whole batch (MONAI ``DiceLoss(batch=True)``) instead of per slice.
-            Per slice, the Dice of a slice without the organ is about 1 whatever is drawn in it and passes almost no
-            gradient, so only cross-entropy speaks against an organ drawn where there is none.
         amp: mixed precision on CUDA; ignored on CPU.
         handlers: Ignite / MONAI handlers to attach.
 
     Raises:
         ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader`, the encoder does not fit the generator,
-            ``input_augment`` moves pixels (the reconstruction target would no longer match the input), or
-            ``tune_label_branch`` is set and the optimizer does not hold the label branch's parameters.
+            or ``input_augment`` moves pixels (the reconstruction target would no longer match the input).
 
     Checkpoints include the random generators' states (:class:`PairedTrainer`), so a resumed run continues exactly.
     """
@@ -97,36 +87,22 @@ class EncoderTrainer(PairedTrainer):
         label_weight: float = 1.0,
         input_augment: str | DifferentiableAugment = "",
         sampled_weight: float = 0.0,
-        tune_label_branch: bool = False,
-        batch_dice: bool = False,
         amp: bool = False,
         handlers: Sequence | None = None,
     ) -> None:
         enc = unwrap_ddp(encoder)
         if (enc.num_ws, enc.w_dim, enc.resolution) != (generator.num_ws, generator.w_dim, generator.resolution):
             raise ValueError("the encoder's resolution and W+ shape must match the generator's.")
-        if enc.label_shift_channels not in (0, generator.label_channels):
-            raise ValueError(
-                f"the encoder shifts {enc.label_shift_channels} label channels, the generator draws "
-                f"{generator.label_channels}."
-            )
         if not isinstance(input_augment, DifferentiableAugment):
             input_augment = DifferentiableAugment(input_augment)
         if input_augment.geometric:
             raise ValueError(f"input_augment must be photometric (intensity, gamma), got {input_augment.ops}.")
         if sampled_weight < 0:
             raise ValueError(f"sampled_weight must be >= 0, got {sampled_weight}.")
-        if tune_label_branch:
-            optimized = {id(param) for group in optimizer.param_groups for param in group["params"]}
-            if not all(id(param) in optimized for param in generator.label_branch_parameters()):
-                raise ValueError("tune_label_branch needs generator.label_branch_parameters() in the optimizer.")
         super().__init__(device, max_epochs, data_loader, amp=amp)
         device = self.state.device
         self.encoder = encoder
         self.generator = generator.eval().requires_grad_(False)
-        for param in generator.label_branch_parameters() if tune_label_branch else ():
-            param.requires_grad_(True)
-        self.tune_label_branch = tune_label_branch
         self.optimizer = optimizer
         self.perceptual = perceptual.to(device) if perceptual is not None else None
         self.image_key, self.label_key = image_key, label_key
@@ -134,16 +110,13 @@ class EncoderTrainer(PairedTrainer):
         self.input_augment = input_augment
         self.sampled_weight = sampled_weight
         binary = generator.label_channels == 1
-        self.label_loss = DiceCELoss(sigmoid=binary, softmax=not binary, to_onehot_y=not binary, batch=batch_dice)
+        self.label_loss = DiceCELoss(sigmoid=binary, softmax=not binary, to_onehot_y=not binary)
         if handlers is not None:
             self._register_handlers(handlers)
 
     def _reconstruction(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        # an empty policy returns the images themselves
-        ws, shift = self.encoder(self.input_augment(images), return_label_shift=True)
+        ws = self.encoder(self.input_augment(images))  # an empty policy returns the images themselves
         fake, logits = self.generator.synthesis(ws, noise_mode="const")
-        if shift is not None:
-            logits = logits + shift[:, :, None, None]
         mse = (fake.float() - images).square().mean()
         perceptual = self.perceptual(fake.float(), images).mean() if self.perceptual is not None else mse.new_zeros(())
         return mse, perceptual, logits.float(), fake

@@ -214,15 +214,10 @@ class LatentInverter:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """The starting W+ of each image: the encoder's output (smoothed across slices with ``slice_sigma``), or the
         generator's mean W when there is no encoder."""
-        return self.encode_with_label_shift(images)[0]
-
-    def encode_with_label_shift(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """:meth:`encode` and the encoder's per-slice label-logit shift ``[N, L]`` (``None`` when it has none)."""
         if self.encoder is not None:
-            ws, shift = self.encoder(images, return_label_shift=True)
-            return smooth_across_slices(ws, self.slice_sigma), shift
+            return smooth_across_slices(self.encoder(images), self.slice_sigma)
         mean = self.generator.mean_w().to(images.device, images.dtype)
-        return mean.expand(images.shape[0], self.generator.num_ws, -1).clone(), None
+        return mean.expand(images.shape[0], self.generator.num_ws, -1).clone()
 
     def _objective(self, images: torch.Tensor, ws: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
         fake, _ = self.generator.synthesis(ws, noise=noise)

@@ -33,11 +33,6 @@ class LatentEncoder(nn.Module):
     The head starts at zero, so an untrained encoder returns the mean latent (the usual start of GAN inversion)
     instead of a random point far from W.
 
-    Optionally (``label_shift_channels`` > 0) a second linear head on the same features predicts a per-slice shift of
-    each label logit, added to the generator's label output: a learned, image-dependent threshold. It lets the
-    segmenter draw no organ, or a smaller one, in slices where the generator's label branch would always draw one (the
-    organ's upper and lower tips, the slices above and below it). It also starts at zero: no shift.
-
     Args:
         resolution: input size, a power of two from 8 to 1024 (the generator's resolution).
         num_ws: number of W+ entries (``SemanticGenerator.num_ws``).
@@ -47,8 +42,6 @@ class LatentEncoder(nn.Module):
         channel_multiplier: StyleGAN2's channel multiplier.
         channel_max: cap on channels.
         blur_kernel: 1-D FIR taps.
-        label_shift_channels: label channels of the per-slice logit shift (the generator's ``label_channels``), or 0
-            for none.
 
     Raises:
         ValueError: on an unsupported resolution or non-positive sizes.
@@ -64,15 +57,12 @@ class LatentEncoder(nn.Module):
         channel_multiplier: int = 2,
         channel_max: int = 512,
         blur_kernel: Sequence[float] = (1, 3, 3, 1),
-        label_shift_channels: int = 0,
     ) -> None:
         super().__init__()
         if resolution < 8 or resolution > 1024 or resolution & (resolution - 1):
             raise ValueError(f"resolution must be a power of two from 8 to 1024, got {resolution}.")
         if min(num_ws, w_dim, in_channels, channel_base, channel_multiplier, channel_max) < 1:
             raise ValueError("num_ws, w_dim and channel counts must be positive.")
-        if label_shift_channels < 0:
-            raise ValueError(f"label_shift_channels must be >= 0, got {label_shift_channels}.")
 
         def channels(r: int) -> int:
             return min(channel_base * channel_multiplier // r, channel_max)
@@ -94,15 +84,6 @@ class LatentEncoder(nn.Module):
         with torch.no_grad():
             self.head.weight.zero_()
             self.head.bias.zero_()
-        self.label_shift_channels = label_shift_channels
-        # a logit shift must move by several units within a few hundred steps of the encoder's learning rate
-        self.label_shift_head = (
-            EqualizedLinear(c4 * 2, label_shift_channels, lr_multiplier=10.0) if label_shift_channels else None
-        )
-        if self.label_shift_head is not None:
-            with torch.no_grad():
-                self.label_shift_head.weight.zero_()
-                self.label_shift_head.bias.zero_()
         self.register_buffer("latent_mean", torch.zeros(w_dim))
 
     @torch.no_grad()
@@ -116,18 +97,8 @@ class LatentEncoder(nn.Module):
             raise ValueError(f"mean_w must have shape [{self.w_dim}], got {tuple(mean_w.shape)}.")
         self.latent_mean.copy_(mean_w)
 
-    def forward(
-        self, image: torch.Tensor, return_label_shift: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Encode ``[N, in_channels, R, R]`` images in [-1, 1] into W+ ``[N, num_ws, w_dim]``.
-
-        Args:
-            image: the slices.
-            return_label_shift: also return the per-slice label-logit shift ``[N, label_shift_channels]`` (``None``
-                without a shift head).
-
-        Returns:
-            W+, or ``(W+, shift)`` with ``return_label_shift``.
 
         Raises:
             ValueError: when the input does not have the encoder's channels and resolution.
@@ -138,8 +109,5 @@ class LatentEncoder(nn.Module):
                 f"{tuple(image.shape)}."
             )
         x = self.conv(self.blocks(self.from_image(image)))
-        features = self.fc(x.flatten(1))
-        ws = self.latent_mean + self.head(features).view(-1, self.num_ws, self.w_dim)
-        if not return_label_shift:
-            return ws
-        return ws, self.label_shift_head(features) if self.label_shift_head is not None else None
+        offset = self.head(self.fc(x.flatten(1)))
+        return self.latent_mean + offset.view(-1, self.num_ws, self.w_dim)

@@ -175,11 +175,6 @@ class SemanticGenerator(nn.Module):
         """Feature channels at ``resolution``."""
         return min(self.channel_base * self.channel_multiplier // resolution, self.channel_max)
 
-    def label_branch_parameters(self) -> list[nn.Parameter]:
-        """The parameters of the ToSEG outputs alone: what reads the shared features into the label logits."""
-        outputs = [self.to_label4, *(block.to_label for block in self.blocks)]
-        return [param for output in outputs for param in output.parameters()]
-
     def make_noise(self, batch_size: int = 1, device: torch.device | str | None = None) -> list[torch.Tensor]:
         """Fresh Gaussian noise maps, one per noise input, each ``[batch_size, 1, R, R]``."""
         device = device if device is not None else self.const.device

@@ -93,9 +93,6 @@ def load_network_weights(network: nn.Module, path: str | os.PathLike, map_locati
             details.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
         if unexpected:
             details.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-        shift_in_file, shift_in_network = (any("label_shift_head" in k for k in keys) for keys in (state, own))
-        if shift_in_file != shift_in_network:
-            details.append(f"the encoder was trained with label_shift {shift_in_file}: set label_shift to the same")
         raise ValueError(f"{path}: the weights do not fit {type(network).__name__}: " + "; ".join(details) + ".")
     network.load_state_dict(state)
     return network

@@ -33,9 +33,6 @@ class SemanticSegmenter(nn.Module):
     gradients, which forward enables itself, so it also works under ``torch.no_grad()`` as inferers call it. Inputs of
     another size are resized to the generator's resolution and the logits back.
 
-    An encoder with a label-shift head (``label_shift_channels``) adds its per-slice shift to the label logits, in
-    both modes.
-
     The state dict holds ``generator.*`` and ``encoder.*``; the inverter's settings are not weights.
 
     Args:
@@ -47,7 +44,7 @@ class SemanticSegmenter(nn.Module):
             in quick mode.
 
     Raises:
-        ValueError: when the encoder's output (W+ or label shift) does not fit the generator.
+        ValueError: when the encoder's output does not fit the generator.
     """
 
     def __init__(self, generator: nn.Module, encoder: nn.Module, steps: int = 0, **inverter_args: Any) -> None:
@@ -60,11 +57,6 @@ class SemanticSegmenter(nn.Module):
             raise ValueError(
                 f"encoder (resolution {encoder.resolution}, W+ {encoder.num_ws} x {encoder.w_dim}) does not fit the "
                 f"generator (resolution {generator.resolution}, W+ {generator.num_ws} x {generator.w_dim})."
-            )
-        if encoder.label_shift_channels not in (0, generator.label_channels):
-            raise ValueError(
-                f"the encoder shifts {encoder.label_shift_channels} label channels, the generator draws "
-                f"{generator.label_channels}."
             )
         self.generator = generator
         self.encoder = encoder
@@ -87,12 +79,9 @@ class SemanticSegmenter(nn.Module):
             x = F.interpolate(x, size=(r, r), mode="area")
         if self.inverter.steps > 0:
             logits = self.inverter.invert(x).label_logits
-            shift = self.encoder(x, return_label_shift=True)[1] if self.encoder.label_shift_channels else None
         else:
-            ws, shift = self.inverter.encode_with_label_shift(x)
+            ws = self.inverter.encode(x)
             _, logits = self.generator.synthesis(ws, noise_mode="const")
-        if shift is not None:
-            logits = logits + shift[:, :, None, None]
         if resize:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits

@@ -23,10 +23,8 @@ from monai_semgan.networks import LatentEncoder, SemanticGenerator
 R = 16
 
 
-def make_trainer(
-    cases: list[dict], label_branch_lr: float = 0.0, label_shift_channels: int = 0, **kwargs
-) -> tuple[EncoderTrainer, list[torch.Tensor]]:
-    """A tiny trainer whose encoder records every input it is given; ``label_branch_lr`` > 0 also optimizes ToSEG."""
+def make_trainer(cases: list[dict], **kwargs) -> tuple[EncoderTrainer, list[torch.Tensor]]:
+    """A tiny trainer whose encoder records every input it is given."""
     torch.manual_seed(0)
     labeled, unlabeled = split_cases(cases, 1, 0)
     lab = make_slice_loader(make_slice_dataset(labeled, "ct", R, True, label_mapping="chaos", slices_per_volume=2), 2)
@@ -34,22 +32,12 @@ def make_trainer(
     g = SemanticGenerator(
         R, z_dim=16, w_dim=16, mapping_layers=1, channel_base=256, channel_multiplier=1, channel_max=16
     )
-    enc = LatentEncoder(
-        R,
-        num_ws=g.num_ws,
-        w_dim=16,
-        channel_base=256,
-        channel_multiplier=1,
-        channel_max=16,
-        label_shift_channels=label_shift_channels,
-    )
+    enc = LatentEncoder(R, num_ws=g.num_ws, w_dim=16, channel_base=256, channel_multiplier=1, channel_max=16)
     seen: list[torch.Tensor] = []
     enc.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach().clone()))
-    groups = [{"params": list(enc.parameters())}]
-    if label_branch_lr > 0:
-        groups.append({"params": g.label_branch_parameters(), "lr": label_branch_lr})
-    optimizer = torch.optim.Adam(groups, 1e-3)
-    trainer = EncoderTrainer("cpu", 1, PairedSliceLoader(unl, lab, 2, seed=0), enc, g, optimizer, **kwargs)
+    trainer = EncoderTrainer(
+        "cpu", 1, PairedSliceLoader(unl, lab, 2, seed=0), enc, g, torch.optim.Adam(enc.parameters(), 1e-3), **kwargs
+    )
     return trainer, seen
 
 
@@ -111,29 +99,3 @@ def test_without_sampled_pairs_nothing_is_drawn(phantom_cases: list[dict]) -> No
 def test_negative_sampled_weight_is_refused(phantom_cases: list[dict]) -> None:
     with pytest.raises(ValueError, match="sampled_weight"):
         make_trainer(phantom_cases, sampled_weight=-1.0)
-
-
-def test_tuned_label_branch_changes_and_nothing_else_of_the_generator(phantom_cases: list[dict]) -> None:
-    trainer, _ = make_trainer(phantom_cases, label_branch_lr=1e-2, tune_label_branch=True)
-    g = trainer.generator
-    label_ids = {id(p) for p in g.label_branch_parameters()}
-    assert label_ids and all(p.requires_grad == (id(p) in label_ids) for p in g.parameters())
-    before = {name: p.detach().clone() for name, p in g.named_parameters()}
-    trainer.run()
-    changed = {name for name, p in g.named_parameters() if not torch.equal(p, before[name])}
-    assert any(name.startswith("to_label4.") for name in changed)
-    assert any(name.startswith("blocks.") and ".to_label." in name for name in changed)
-    assert all("to_label" in name for name in changed)
-
-
-def test_tuned_label_branch_needs_it_in_the_optimizer(phantom_cases: list[dict]) -> None:
-    with pytest.raises(ValueError, match="label_branch_parameters"):
-        make_trainer(phantom_cases, tune_label_branch=True)
-
-
-def test_label_shift_head_trains_on_the_labeled_term(phantom_cases: list[dict]) -> None:
-    trainer, _ = make_trainer(phantom_cases, label_shift_channels=1)
-    head = trainer.encoder.label_shift_head
-    assert torch.equal(head.bias, torch.zeros(1))
-    trainer.run()
-    assert head.bias.abs().sum() > 0 and head.weight.abs().sum() > 0

@@ -122,23 +122,3 @@ def test_gradients_reach_the_head_and_a_step_lowers_the_loss() -> None:
     with torch.no_grad():
         after = loss_fn()
     assert after < before.detach() - 1e-3
-
-
-def test_label_shift_head_starts_at_zero_and_learns_from_the_same_features() -> None:
-    g, e = small_pair(16, label_shift_channels=1)
-    x = torch.rand(3, 1, 16, 16) * 2 - 1
-    ws, shift = e(x, return_label_shift=True)
-    assert torch.equal(ws, e(x)) and shift.shape == (3, 1) and torch.equal(shift, torch.zeros(3, 1))
-    shift.sum().backward()  # zero-initialized weights still pass a gradient to the head
-    assert e.label_shift_head.weight.grad.abs().sum() > 0 and e.head.weight.grad is None
-
-
-def test_without_label_shift_head_the_shift_is_none() -> None:
-    _, e = small_pair(16)
-    ws, shift = e(torch.rand(2, 1, 16, 16), return_label_shift=True)
-    assert shift is None and e.label_shift_head is None and not any("label_shift" in k for k in e.state_dict())
-
-
-def test_negative_label_shift_channels_raise() -> None:
-    with pytest.raises(ValueError, match="label_shift_channels"):
-        small_pair(16, label_shift_channels=-1)

@@ -31,11 +31,9 @@ def generator(resolution: int = 16, seed: int = 0, **kwargs) -> SemanticGenerato
     return SemanticGenerator(resolution=resolution, **{**GEN, **kwargs})
 
 
-def segmenter(resolution: int = 16, seed: int = 0, label_shift_channels: int = 0) -> SemanticSegmenter:
+def segmenter(resolution: int = 16, seed: int = 0) -> SemanticSegmenter:
     g = generator(resolution, seed)
-    e = LatentEncoder(
-        resolution=resolution, num_ws=g.num_ws, w_dim=g.w_dim, label_shift_channels=label_shift_channels, **ENC
-    )
+    e = LatentEncoder(resolution=resolution, num_ws=g.num_ws, w_dim=g.w_dim, **ENC)
     with torch.no_grad():
         e.head.weight.normal_()  # so a load visibly changes the encoder too
     return SemanticSegmenter(g, e)
@@ -156,20 +154,6 @@ def test_missing_and_unexpected_tensors(tmp_path: Path) -> None:
     message = str(info.value)
     assert "mapping.w_avg" in message and "extra.weight" in message and "unexpected" in message
     assert_state_equal(g, before)
-
-
-@pytest.mark.parametrize("in_file, in_network", [(1, 0), (0, 1)])
-def test_label_shift_mismatch_says_which_setting(tmp_path: Path, in_file: int, in_network: int) -> None:
-    path = tmp_path / "model.pt"
-    torch.save(segmenter(label_shift_channels=in_file).state_dict(), path)
-    net = segmenter(seed=1, label_shift_channels=in_network)
-    before = snapshot(net)
-    with pytest.raises(ValueError, match=f"trained with label_shift {bool(in_file)}: set label_shift") as info:
-        load_network_weights(net, path)
-    assert str(path) in str(info.value)
-    assert_state_equal(net, before)
-    # with the same setting it loads
-    load_network_weights(segmenter(seed=1, label_shift_channels=in_file), path)
 
 
 def test_corrupt_file_names_the_file(tmp_path: Path) -> None:

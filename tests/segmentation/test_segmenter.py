@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from monai.inferers import SliceInferer
 
@@ -53,32 +52,3 @@ def test_slice_inferer_volume_with_and_without_the_prior() -> None:
         # identical slices have identical latents, which smoothing leaves alone
         assert torch.allclose(inferer(same, plain), inferer(same, smoothed), atol=1e-5)
         assert not torch.allclose(inferer(varied, plain), inferer(varied, smoothed), atol=1e-3)
-
-
-def test_label_shift_moves_the_logits_in_both_modes() -> None:
-    torch.manual_seed(0)
-    g = SemanticGenerator(resolution=R, z_dim=32, w_dim=32, mapping_layers=2, **SIZES).eval()
-    e = LatentEncoder(resolution=R, num_ws=g.num_ws, w_dim=g.w_dim, label_shift_channels=1, **SIZES).eval()
-    plain = LatentEncoder(resolution=R, num_ws=g.num_ws, w_dim=g.w_dim, **SIZES).eval()
-    with torch.no_grad():
-        e.head.weight.normal_(std=0.5)
-        e.label_shift_head.weight.normal_(std=0.5)
-        e.label_shift_head.bias.fill_(-3.0)
-    plain.load_state_dict({k: v for k, v in e.state_dict().items() if "label_shift" not in k})
-    x = torch.rand(5, 1, R, R) * 2 - 1
-    with torch.no_grad():
-        shift = e(x, return_label_shift=True)[1]
-    assert shift.std() > 0  # a per-slice shift, not one constant
-    for steps in (0, 2):
-        torch.manual_seed(1)
-        shifted = SemanticSegmenter(g, e, steps=steps)(x)
-        torch.manual_seed(1)
-        unshifted = SemanticSegmenter(g, plain, steps=steps)(x)
-        assert torch.allclose(shifted, unshifted + shift[:, :, None, None], atol=1e-4)
-
-
-def test_label_shift_channels_must_match_the_generator() -> None:
-    g = SemanticGenerator(resolution=R, z_dim=32, w_dim=32, mapping_layers=2, **SIZES)
-    e = LatentEncoder(resolution=R, num_ws=g.num_ws, w_dim=g.w_dim, label_shift_channels=3, **SIZES)
-    with pytest.raises(ValueError, match="label channels"):
-        SemanticSegmenter(g, e)
