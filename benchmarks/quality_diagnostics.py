@@ -13,7 +13,8 @@
 - inversion quality: the reconstruction error of the encoder's embedding (MSE on the body slices, images in [-1, 1])
   against the case's 3-D Dice;
 - label alignment: predicted liver volume / reference liver volume (from the evaluation's masks; > 1 over-segments),
-  and the share of predicted voxels in axial slices that hold no liver in the reference;
+  and the share of predicted voxels in axial slices that hold no liver in the reference; with ``--profile_plot``,
+  the liver's area in every axial slice, reference against each method;
 - generator quality: the liver fraction of generated samples against that of the labeled training slices.
 
     python benchmarks/quality_diagnostics.py --run runs/quality/default/full/k1 \
@@ -85,14 +86,32 @@ def volume_ratio_and_offset(seg, pred: np.ndarray, ref_image, ref: np.ndarray) -
     return float(pred.sum() / max(ref.sum(), 1)), round(offset, 1)
 
 
+def axial_axis(image) -> int:
+    """The array axis of a NIfTI image that runs along the body (its affine's S or I axis)."""
+    return [i for i, code in enumerate(nib.aff2axcodes(image.affine)) if code in "SI"][0]
+
+
+def in_plane_voxel_cm2(image) -> float:
+    """The area of one voxel in an axial slice, in cm^2."""
+    sizes = nib.affines.voxel_sizes(image.affine)
+    return float(np.prod([sizes[i] for i in range(3) if i != axial_axis(image)])) / 100
+
+
+def axial_profiles(pred: np.ndarray, ref_image, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels per axial slice of the prediction and of the reference, from the feet to the head (the affine says
+    which array axis is axial and which way it runs)."""
+    codes = nib.aff2axcodes(ref_image.affine)
+    axial = axial_axis(ref_image)
+    other = tuple(i for i in range(3) if i != axial)
+    order = slice(None, None, -1 if codes[axial] == "I" else 1)
+    return pred.sum(axis=other)[order], ref.sum(axis=other)[order]
+
+
 def share_outside_organ_slices(pred: np.ndarray, ref_image, ref: np.ndarray) -> float:
     """Share of the predicted voxels that lie in axial slices where the reference has no organ at all: a slice-wise
     model that draws the organ into every slice of the abdomen scores high here."""
-    axial = [i for i, code in enumerate(nib.aff2axcodes(ref_image.affine)) if code in "SI"][0]
-    other = tuple(i for i in range(3) if i != axial)
-    empty = ref.sum(axis=other) == 0
-    per_slice = pred.sum(axis=other)
-    return float(per_slice[empty].sum() / max(per_slice.sum(), 1))
+    per_slice, ref_per_slice = axial_profiles(pred, ref_image, ref)
+    return float(per_slice[ref_per_slice == 0].sum() / max(per_slice.sum(), 1))
 
 
 @torch.no_grad()
@@ -117,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="architecture overrides of the run")
     parser.add_argument("--csv", required=True)
     parser.add_argument("--plot", default="")
+    parser.add_argument("--profile_plot", default="", help="organ area per axial slice, reference against each method")
     args = parser.parse_args(argv)
     run = Path(args.run)
     overrides = {}
@@ -125,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         overrides[key] = json.loads(value) if value[:1] in "[{0123456789-" else value
     split = json.loads((run.parent / "data" / "split.json").read_text(encoding="utf-8"))
     model = run / "semgan" / "encoder" / "models" / "model.pt"
-    rows = []
+    rows, profiles = [], {}
     for set_name, datalist in split["test"].items():
         marker = run / "eval" / "semgan_quick" / set_name / "done.json"
         cmd = json.loads(marker.read_text(encoding="utf-8"))["command"]
@@ -153,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 row[f"volume_ratio_{method}"] = round(ratio, 3)
                 row[f"offset_right_mm_{method}"] = offset
                 row[f"outside_share_{method}"] = round(share_outside_organ_slices(pred, ref_image, ref), 3)
+                cm2 = in_plane_voxel_cm2(ref_image)
+                predicted, reference = axial_profiles(pred, ref_image, ref)
+                curves = profiles.setdefault(set_name, {}).setdefault(case, {"reference": reference * cm2})
+                curves[method] = predicted * cm2
             rows.append(row)
             print(row, flush=True)
     fraction, any_liver = generated_liver_fraction(segmenter)
@@ -171,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_csv(rows, Path(args.csv))
     if args.plot:
         plot(rows, Path(args.plot), run)
+    if args.profile_plot:
+        plot_profiles(profiles, Path(args.profile_plot), run)
 
 
 def plot(rows: Sequence[dict], path: Path, run: Path) -> None:
@@ -194,6 +220,39 @@ def plot(rows: Sequence[dict], path: Path, run: Path) -> None:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    fig.suptitle(f"{run.parent.parent.name} / {run.parent.name} / {run.name}", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+
+
+METHOD_STYLE = {"reference": ("black", "reference"), "semgan_quick": ("tab:red", "SemanticGAN (encoder)"),
+                "semgan_optimize": ("tab:orange", "SemanticGAN (optimize)"), "unet": ("tab:blue", "U-Net")}  # fmt: skip
+
+
+def plot_profiles(profiles: dict, path: Path, run: Path) -> None:
+    """One panel per test case: the organ's area (cm^2) in each axial slice, reference and every method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(s, case, curves) for s, cases in profiles.items() for case, curves in cases.items()]
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, (set_name, case, curves) in zip(axes.flat, panels):
+        for method, area in curves.items():
+            color, label = METHOD_STYLE.get(method, ("grey", method))
+            ax.plot(np.arange(len(area)), area, color=color, lw=2.2 if method == "reference" else 1.4, label=label)
+        ax.set_title(f"{set_name} / {case}", fontsize=9)
+        ax.set_xlabel("axial slice (feet -> head)", fontsize=8)
+        ax.set_ylabel("organ area, cm^2", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(panels) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{run.parent.parent.name} / {run.parent.name} / {run.name}", fontsize=9)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:

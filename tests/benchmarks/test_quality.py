@@ -129,9 +129,11 @@ def test_bad_ood_spec_names_the_file(tiny_phantom: Path, tmp_path: Path) -> None
 def test_diagnostics_of_a_finished_run(first_run: dict, tmp_path: Path) -> None:
     run = first_run["out"] / "runs" / "first" / "quick" / "k1"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "quality_diagnostics.py"), "--run", str(run), "--csv",
-           str(tmp_path / "diag.csv"), "--plot", str(tmp_path / "diag.png"), "--set", *TINY[:6]]  # fmt: skip
+           str(tmp_path / "diag.csv"), "--plot", str(tmp_path / "diag.png"), "--profile_plot",
+           str(tmp_path / "profiles.png"), "--set", *TINY[:6]]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "profiles.png").stat().st_size > 10_000
     rows = read(tmp_path / "diag.csv")
     assert [r["test_set"] for r in rows] == ["phantom_ct"] + ["phantom_mri"] * 3
     for r in rows:
@@ -265,6 +267,13 @@ def test_share_of_the_prediction_outside_the_organ_slices(tmp_path: Path, monkey
     masks = diagnostics.load_masks(tmp_path / "seg.nii.gz", tmp_path / "label.nii.gz", [5])
     share = diagnostics.share_outside_organ_slices(*masks[1:])
     assert share == pytest.approx(2 / 5)
+    predicted, reference = diagnostics.axial_profiles(*masks[1:])
+    assert predicted.tolist() == [9] * 5 and reference.tolist() == [0, 0, 9, 9, 9]
+    assert diagnostics.in_plane_voxel_cm2(masks[2]) == pytest.approx(1.5 * 1.5 / 100)
+    # an axis that runs from the head to the feet is read the other way round
+    nib.save(nib.Nifti1Image(label, np.diag([-1.5, 1.5, -5.0, 1.0])), tmp_path / "label_lai.nii.gz")
+    flipped = diagnostics.load_masks(tmp_path / "seg.nii.gz", tmp_path / "label_lai.nii.gz", [5])
+    assert diagnostics.axial_profiles(*flipped[1:])[1].tolist() == [9, 9, 9, 0, 0]
     # the axial axis first: the affine says which array axis is axial
     axial_first = np.array([[0, -1.5, 0, 0], [0, 0, 1.5, 0], [5.0, 0, 0, 0], [0, 0, 0, 1]])
     nib.save(nib.Nifti1Image(label.transpose(2, 0, 1), axial_first), tmp_path / "l.nii.gz")
