@@ -110,7 +110,11 @@ def axial_profiles(pred: np.ndarray, ref_image, ref: np.ndarray) -> tuple[np.nda
 def share_outside_organ_slices(pred: np.ndarray, ref_image, ref: np.ndarray) -> float:
     """Share of the predicted voxels that lie in axial slices where the reference has no organ at all: a slice-wise
     model that draws the organ into every slice of the abdomen scores high here."""
-    per_slice, ref_per_slice = axial_profiles(pred, ref_image, ref)
+    return outside_share(*axial_profiles(pred, ref_image, ref))
+
+
+def outside_share(per_slice: np.ndarray, ref_per_slice: np.ndarray) -> float:
+    """:func:`share_outside_organ_slices` from the two axial profiles."""
     return float(per_slice[ref_per_slice == 0].sum() / max(per_slice.sum(), 1))
 
 
@@ -172,9 +176,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 ratio, offset = volume_ratio_and_offset(seg_image, pred, ref_image, ref)
                 row[f"volume_ratio_{method}"] = round(ratio, 3)
                 row[f"offset_right_mm_{method}"] = offset
-                row[f"outside_share_{method}"] = round(share_outside_organ_slices(pred, ref_image, ref), 3)
-                cm2 = in_plane_voxel_cm2(ref_image)
                 predicted, reference = axial_profiles(pred, ref_image, ref)
+                row[f"outside_share_{method}"] = round(outside_share(predicted, reference), 3)
+                cm2 = in_plane_voxel_cm2(ref_image)
                 curves = profiles.setdefault(set_name, {}).setdefault(case, {"reference": reference * cm2})
                 curves[method] = predicted * cm2
             rows.append(row)

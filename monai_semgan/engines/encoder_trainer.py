@@ -134,7 +134,9 @@ class EncoderTrainer(PairedTrainer):
             images, logits = self.generator(z, noise_mode="const")
             target = self._label_target(logits.float())
         mse, perceptual, rendered_logits, _ = self._reconstruction(images.float())
-        label = self.label_loss(rendered_logits, target)
+        return self._weighted(mse, perceptual, self.label_loss(rendered_logits, target))
+
+    def _weighted(self, mse: torch.Tensor, perceptual: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         return self.mse_weight * mse + self.perceptual_weight * perceptual + self.label_weight * label
 
     def _iteration(self, engine: EncoderTrainer, batchdata: dict[str, Any]) -> dict[str, float]:  # type: ignore[override]
@@ -153,7 +155,7 @@ class EncoderTrainer(PairedTrainer):
         loss_label = self.label_loss(logits, target)
         loss_mse = (mse_u + mse_l) / 2
         loss_perc = (perc_u + perc_l) / 2
-        loss = self.mse_weight * loss_mse + self.perceptual_weight * loss_perc + self.label_weight * loss_label
+        loss = self._weighted(loss_mse, loss_perc, loss_label)
         out = {
             "loss_mse": self._check("MSE", loss_mse),
             "loss_perceptual": self._check("perceptual loss", loss_perc),
