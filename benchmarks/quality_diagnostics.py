@@ -15,7 +15,10 @@
 - label alignment: predicted liver volume / reference liver volume (from the evaluation's masks; > 1 over-segments),
   and the share of predicted voxels in axial slices that hold no liver in the reference; with ``--profile_plot``,
   the liver's area in every axial slice, reference against each method;
-- generator quality: the liver fraction of generated samples against that of the labeled training slices.
+- generator quality: the liver fraction of generated samples against that of the labeled training slices;
+- a position prior that ignores the image (``--position_prior``): the labeled training volumes' mean organ mask on
+  the generator's grid, the same in every axial slice, thresholded where it fits those volumes best, then mapped back
+  and scored like every method (``eval/position_prior/<test set>/``). A method that beats it reads the image.
 
     python benchmarks/quality_diagnostics.py --run runs/quality/default/full/k1 \
         --csv docs/figures/quality/diagnostics_default_k1.csv --plot docs/figures/quality/diagnostics_default_k1.png
@@ -30,6 +33,7 @@ import argparse
 import ast
 import csv
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,20 +41,29 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
+from monai.metrics import compute_dice
+from monai.transforms import Compose, EnsureChannelFirstd, Lambdad, LoadImaged, Resized
 from quality import write_csv  # the sibling script: benchmarks/ is on sys.path
 
 from monai_semgan.atomic_write import atomic_path
-from monai_semgan.data import make_slice_dataset, read_split
+from monai_semgan.data import SquareAxialPadd, make_slice_dataset, orient_ras, read_split
+from monai_semgan.segmentation import segmentation_postprocessing
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "bundles" / "liver_ct" / "configs"
 
 
-def load_segmenter_and_preprocessing(model: Path, modality: str, label_values: Sequence[int], overrides: dict):
+def evaluation_config(model: Path | None, modality: str, label_values: Sequence[int], overrides: dict) -> ConfigParser:
+    """``evaluate.json`` as the run's evaluation read it (its network is only built when asked for)."""
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "evaluate.json"))
     parser.update({"bundle_root": str(ROOT / "bundles" / "liver_ct"), "model_path": str(model), "modality": modality,
                    "label_values": list(label_values), "output_dir": "", **overrides})  # fmt: skip
+    return parser
+
+
+def load_segmenter_and_preprocessing(model: Path, modality: str, label_values: Sequence[int], overrides: dict):
+    parser = evaluation_config(model, modality, label_values, overrides)
     return parser.get_parsed_content("network"), parser.get_parsed_content("preprocessing")
 
 
@@ -134,6 +147,74 @@ def labeled_liver_fraction(gan_dir: Path, modality: str, resolution: int, mappin
     return float(np.mean([float((ds[i]["label"] > 0).float().mean()) for i in range(samples)]))
 
 
+PRIOR_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def fit_position_prior(labeled: Sequence[dict], label_values: Sequence[int], resolution: int) -> torch.Tensor:
+    """The organ's frequency at each pixel of the generator's grid ``[R, R]`` over every axial slice of the labeled
+    volumes, brought there by the geometry of :func:`~monai_semgan.segmentation.segmentation_preprocessing` (RAS, the
+    axial plane padded to a square, resized)."""
+    geometry = Compose([
+        LoadImaged("label"), EnsureChannelFirstd("label"), orient_ras("label"),
+        Lambdad("label", lambda x: sum((x.round() == v).float() for v in label_values)),
+        SquareAxialPadd("label", value=0.0),
+        Resized("label", spatial_size=(resolution, resolution, -1), mode="trilinear", anti_aliasing=True),
+    ])  # fmt: skip
+    slices = [torch.as_tensor(geometry({"label": item["label"]})["label"])[0].permute(2, 0, 1) for item in labeled]
+    return torch.cat(slices).float().mean(0)
+
+
+def segment_with_prior(prior: torch.Tensor, preprocessing, item: dict, threshold: float, output_dir: Path):
+    """The prior in every axial slice of ``item``'s volume, mapped back to its grid by the evaluation's
+    postprocessing (largest component kept, mask written to ``output_dir``); returns the mask and the reference."""
+    data = preprocessing({"image": item["image"], "label": item["label"]})
+    p = prior.clamp(1e-4, 1 - 1e-4)
+    # logits that cross 0 where the prior crosses the threshold: the sigmoid's 0.5 is the threshold
+    logits = torch.log(p / (1 - p)) - float(np.log(threshold / (1 - threshold)))
+    data["pred"] = logits[None, :, :, None].expand(1, *prior.shape, data["image"].shape[-1]).clone()
+    out = segmentation_postprocessing(preprocessing, output_dir)(data)
+    return torch.as_tensor(out["pred"]).float(), torch.as_tensor(data["label"]).float()
+
+
+def dice(pred: torch.Tensor, label: torch.Tensor) -> float:
+    """3-D Dice of two binary ``[1, H, W, D]`` masks, as the evaluation computes it."""
+    return float(compute_dice(pred[None], label[None], include_background=True, ignore_empty=False)[0, 0])
+
+
+def evaluate_position_prior(run: Path, gan_dir: Path, overrides: dict) -> float:
+    """Fit the prior to the run's labeled volumes, choose its threshold on them (``PRIOR_THRESHOLDS``), and write its
+    masks and ``dice.csv`` for every test set into ``run/eval/position_prior/<set>/``; returns the threshold."""
+    labeled, _ = read_split(gan_dir)
+    gan_cmd = json.loads((gan_dir / "done.json").read_text(encoding="utf-8"))["command"]
+    mapping = ast.literal_eval(gan_cmd[gan_cmd.index("--label_mapping") + 1])
+    values = [int(k) for k, v in mapping.items() if v == 1]
+    config = evaluation_config(None, gan_cmd[gan_cmd.index("--modality") + 1], values, overrides)
+    prior = fit_position_prior(labeled, values, int(config.get_parsed_content("resolution")))
+    with tempfile.TemporaryDirectory() as scratch:
+        preprocessing = config.get_parsed_content("preprocessing")
+        fit = {
+            t: np.mean([dice(*segment_with_prior(prior, preprocessing, item, t, Path(scratch))) for item in labeled])
+            for t in PRIOR_THRESHOLDS
+        }
+    threshold = max(fit, key=fit.get)
+    split = json.loads((run.parent / "data" / "split.json").read_text(encoding="utf-8"))
+    for set_name, datalist in split["test"].items():
+        marker = run / "eval" / "semgan_quick" / set_name / "done.json"
+        cmd = json.loads(marker.read_text(encoding="utf-8"))["command"]
+        modality, label_values = cmd[cmd.index("--modality") + 1], json.loads(cmd[cmd.index("--label_values") + 1])
+        preprocessing = evaluation_config(None, modality, label_values, overrides).get_parsed_content("preprocessing")
+        out_dir = run / "eval" / "position_prior" / set_name
+        lines, scores = ["case,dice,hd95_mm"], []
+        for item in json.loads(Path(datalist).read_text(encoding="utf-8"))["training"]:
+            scores.append(dice(*segment_with_prior(prior, preprocessing, item, threshold, out_dir)))
+            lines.append(f"{Path(item['image']).name.split('.')[0]},{scores[-1]:.4f},")
+        lines += [f"mean,{np.mean(scores):.4f},", f"std,{np.std(scores):.4f},"]
+        with atomic_path(out_dir / "dice.csv") as tmp:
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"position prior (threshold {threshold}) on {set_name}: {np.round(scores, 3).tolist()}", flush=True)
+    return threshold
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="a K folder of a quality run")
@@ -141,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--csv", required=True)
     parser.add_argument("--plot", default="")
     parser.add_argument("--profile_plot", default="", help="organ area per axial slice, reference against each method")
+    parser.add_argument(
+        "--position_prior", action="store_true", help="also score the labeled volumes' mean mask in every slice"
+    )
     args = parser.parse_args(argv)
     run = Path(args.run)
     overrides = {}
@@ -149,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         overrides[key] = json.loads(value) if value[:1] in "[{0123456789-" else value
     split = json.loads((run.parent / "data" / "split.json").read_text(encoding="utf-8"))
     model = run / "semgan" / "encoder" / "models" / "model.pt"
+    # the GAN the encoder was trained on: another tag's when the run reused it (--gan_from)
+    enc_cmd = json.loads((run / "semgan" / "encoder" / "done.json").read_text(encoding="utf-8"))["command"]
+    gan_dir = ROOT / enc_cmd[enc_cmd.index("--gan_dir") + 1]  # quality.py runs its commands in ROOT
+    prior_threshold = evaluate_position_prior(run, gan_dir, overrides) if args.position_prior else None
     rows, profiles = [], {}
     for set_name, datalist in split["test"].items():
         marker = run / "eval" / "semgan_quick" / set_name / "done.json"
@@ -158,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         segmenter, preprocessing = load_segmenter_and_preprocessing(model, modality, label_values, overrides)
         items = json.loads(Path(datalist).read_text(encoding="utf-8"))["training"]
         dice = {}
-        for method in ("semgan_quick", "semgan_optimize", "unet"):
+        for method in ("semgan_quick", "semgan_optimize", "unet", "position_prior"):
             dice_csv = run / "eval" / method / set_name / "dice.csv"
             if not dice_csv.exists():
                 continue  # a run with --methods that left this method out
@@ -184,9 +272,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows.append(row)
             print(row, flush=True)
     fraction, any_liver = generated_liver_fraction(segmenter)
-    # the GAN the encoder was trained on: another tag's when the run reused it (--gan_from)
-    enc_cmd = json.loads((run / "semgan" / "encoder" / "done.json").read_text(encoding="utf-8"))["command"]
-    gan_dir = ROOT / enc_cmd[enc_cmd.index("--gan_dir") + 1]  # quality.py runs its commands in ROOT
     gan_cmd = json.loads((gan_dir / "done.json").read_text(encoding="utf-8"))["command"]
     mapping = ast.literal_eval(gan_cmd[gan_cmd.index("--label_mapping") + 1])
     gan_modality = gan_cmd[gan_cmd.index("--modality") + 1]
@@ -195,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for row in rows:  # the same for every case: one generator
         row.update(generated_liver_fraction=round(fraction, 5), generated_any_liver=round(any_liver, 3),
                    labeled_liver_fraction=round(real, 5))  # fmt: skip
+        if prior_threshold is not None:
+            row["position_prior_threshold"] = prior_threshold
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     write_csv(rows, Path(args.csv))
     if args.plot:
@@ -232,7 +319,8 @@ def plot(rows: Sequence[dict], path: Path, run: Path) -> None:
 
 
 METHOD_STYLE = {"reference": ("black", "reference"), "semgan_quick": ("tab:red", "SemanticGAN (encoder)"),
-                "semgan_optimize": ("tab:orange", "SemanticGAN (optimize)"), "unet": ("tab:blue", "U-Net")}  # fmt: skip
+                "semgan_optimize": ("tab:orange", "SemanticGAN (optimize)"), "unet": ("tab:blue", "U-Net"),
+                "position_prior": ("tab:green", "position prior (no image)")}  # fmt: skip
 
 
 def plot_profiles(profiles: dict, path: Path, run: Path) -> None:

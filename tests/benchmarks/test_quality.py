@@ -127,16 +127,27 @@ def test_bad_ood_spec_names_the_file(tiny_phantom: Path, tmp_path: Path) -> None
 
 
 def test_diagnostics_of_a_finished_run(first_run: dict, tmp_path: Path) -> None:
+    import nibabel as nib
+    import numpy as np
+
     run = first_run["out"] / "runs" / "first" / "quick" / "k1"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "quality_diagnostics.py"), "--run", str(run), "--csv",
            str(tmp_path / "diag.csv"), "--plot", str(tmp_path / "diag.png"), "--profile_plot",
-           str(tmp_path / "profiles.png"), "--set", *TINY[:6]]  # fmt: skip
+           str(tmp_path / "profiles.png"), "--position_prior", "--set", *TINY[:6]]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "profiles.png").stat().st_size > 10_000
     rows = read(tmp_path / "diag.csv")
     assert [r["test_set"] for r in rows] == ["phantom_ct"] + ["phantom_mri"] * 3
+    prior_dir = run / "eval" / "position_prior"
+    assert sorted(p.name for p in prior_dir.iterdir()) == ["phantom_ct", "phantom_mri"]
     for r in rows:
+        # the prior's masks lie on each test volume's own grid, like every method's
+        mask = nib.load(prior_dir / r["test_set"] / f"{r['case']}_seg.nii.gz")
+        semgan = nib.load(run / "eval" / "semgan_quick" / r["test_set"] / f"{r['case']}_seg.nii.gz")
+        assert mask.shape == semgan.shape and np.allclose(mask.affine, semgan.affine)
+        assert 0 <= float(r["dice_position_prior"]) <= 1 and float(r["volume_ratio_position_prior"]) > 0
+        assert float(r["position_prior_threshold"]) in (0.1, 0.2, 0.3, 0.4, 0.5)
         assert float(r["recon_mse"]) > 0 and float(r["volume_ratio_unet"]) >= 0
         assert 0 <= float(r["outside_share_semgan_quick"]) <= 1
         assert 0 <= float(r["dice_semgan_quick"]) <= 1
@@ -249,14 +260,37 @@ def test_a_semgan_only_screen_trains_no_unet_and_its_diagnostics_skip_it(first_r
     assert not any(key.endswith("_unet") or "optimize" in key for key in rows[0])
 
 
-def test_share_of_the_prediction_outside_the_organ_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nibabel as nib
-    import numpy as np
-
+def load_diagnostics(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.syspath_prepend(str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("quality_diagnostics", SCRIPT.parent / "quality_diagnostics.py")
     diagnostics = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(diagnostics)
+    return diagnostics
+
+
+def test_position_prior_is_the_organ_frequency_over_the_labeled_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    diagnostics = load_diagnostics(monkeypatch)
+    label = np.zeros((8, 8, 4), np.uint8)
+    label[1:4, 2:5, :2] = 5  # the organ in 2 of 4 slices
+    label[6, 6, :] = 2  # another structure: not the organ
+    nib.save(nib.Nifti1Image(label, np.diag([-1.5, 1.5, 5.0, 1.0])), tmp_path / "label.nii.gz")  # LAS, like CHAOS
+    prior = diagnostics.fit_position_prior([{"label": str(tmp_path / "label.nii.gz")}], [5], resolution=8)
+    assert prior.shape == (8, 8)
+    assert float(prior.max()) == pytest.approx(0.5) and float(prior.sum()) == pytest.approx(0.5 * 9)
+    # RAS: the first array axis now runs to the patient's left, so the organ moved from columns 1-3 to 4-6
+    assert np.argwhere(prior.numpy() > 0.25)[:, 0].tolist() == [4] * 3 + [5] * 3 + [6] * 3
+
+
+def test_share_of_the_prediction_outside_the_organ_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nibabel as nib
+    import numpy as np
+
+    diagnostics = load_diagnostics(monkeypatch)
     affine = np.diag([-1.5, 1.5, 5.0, 1.0])  # LAS, like CHAOS: the third axis is axial
     label = np.zeros((8, 8, 5), np.uint8)
     label[2:5, 2:5, 2:5] = 5
