@@ -41,13 +41,12 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
-from monai.metrics import compute_dice
 from monai.transforms import Compose, EnsureChannelFirstd, Lambdad, LoadImaged, Resized
 from quality import write_csv  # the sibling script: benchmarks/ is on sys.path
 
 from monai_semgan.atomic_write import atomic_path
 from monai_semgan.data import SquareAxialPadd, make_slice_dataset, orient_ras, read_split
-from monai_semgan.segmentation import segmentation_postprocessing
+from monai_semgan.segmentation import case_scores, segmentation_postprocessing, write_dice_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "bundles" / "liver_ct" / "configs"
@@ -60,6 +59,19 @@ def evaluation_config(model: Path | None, modality: str, label_values: Sequence[
     parser.update({"bundle_root": str(ROOT / "bundles" / "liver_ct"), "model_path": str(model), "modality": modality,
                    "label_values": list(label_values), "output_dir": "", **overrides})  # fmt: skip
     return parser
+
+
+def eval_settings(run: Path, set_name: str) -> tuple[str, list[int]]:
+    """The modality and label values the run's evaluation on ``set_name`` used."""
+    marker = run / "eval" / "semgan_quick" / set_name / "done.json"
+    cmd = json.loads(marker.read_text(encoding="utf-8"))["command"]
+    return cmd[cmd.index("--modality") + 1], json.loads(cmd[cmd.index("--label_values") + 1])
+
+
+def gan_settings(gan_dir: Path) -> tuple[str, dict]:
+    """The modality and label mapping the GAN in ``gan_dir`` trained with."""
+    cmd = json.loads((gan_dir / "done.json").read_text(encoding="utf-8"))["command"]
+    return cmd[cmd.index("--modality") + 1], ast.literal_eval(cmd[cmd.index("--label_mapping") + 1])
 
 
 def load_segmenter_and_preprocessing(model: Path, modality: str, label_values: Sequence[int], overrides: dict):
@@ -176,42 +188,36 @@ def segment_with_prior(prior: torch.Tensor, preprocessing, item: dict, threshold
     return torch.as_tensor(out["pred"]).float(), torch.as_tensor(data["label"]).float()
 
 
-def dice(pred: torch.Tensor, label: torch.Tensor) -> float:
-    """3-D Dice of two binary ``[1, H, W, D]`` masks, as the evaluation computes it."""
-    return float(compute_dice(pred[None], label[None], include_background=True, ignore_empty=False)[0, 0])
-
-
 def evaluate_position_prior(run: Path, gan_dir: Path, overrides: dict) -> float:
     """Fit the prior to the run's labeled volumes, choose its threshold on them (``PRIOR_THRESHOLDS``), and write its
     masks and ``dice.csv`` for every test set into ``run/eval/position_prior/<set>/``; returns the threshold."""
     labeled, _ = read_split(gan_dir)
-    gan_cmd = json.loads((gan_dir / "done.json").read_text(encoding="utf-8"))["command"]
-    mapping = ast.literal_eval(gan_cmd[gan_cmd.index("--label_mapping") + 1])
+    gan_modality, mapping = gan_settings(gan_dir)
     values = [int(k) for k, v in mapping.items() if v == 1]
-    config = evaluation_config(None, gan_cmd[gan_cmd.index("--modality") + 1], values, overrides)
+    config = evaluation_config(None, gan_modality, values, overrides)
     prior = fit_position_prior(labeled, values, int(config.get_parsed_content("resolution")))
+    preprocessing = config.get_parsed_content("preprocessing")
     with tempfile.TemporaryDirectory() as scratch:
-        preprocessing = config.get_parsed_content("preprocessing")
         fit = {
-            t: np.mean([dice(*segment_with_prior(prior, preprocessing, item, t, Path(scratch))) for item in labeled])
+            t: np.mean([
+                case_scores(*segment_with_prior(prior, preprocessing, item, t, Path(scratch)), hd95=False)[0]
+                for item in labeled
+            ])
             for t in PRIOR_THRESHOLDS
-        }
+        }  # fmt: skip
     threshold = max(fit, key=fit.get)
     split = json.loads((run.parent / "data" / "split.json").read_text(encoding="utf-8"))
     for set_name, datalist in split["test"].items():
-        marker = run / "eval" / "semgan_quick" / set_name / "done.json"
-        cmd = json.loads(marker.read_text(encoding="utf-8"))["command"]
-        modality, label_values = cmd[cmd.index("--modality") + 1], json.loads(cmd[cmd.index("--label_values") + 1])
+        modality, label_values = eval_settings(run, set_name)
         preprocessing = evaluation_config(None, modality, label_values, overrides).get_parsed_content("preprocessing")
         out_dir = run / "eval" / "position_prior" / set_name
-        lines, scores = ["case,dice,hd95_mm"], []
+        rows = []
         for item in json.loads(Path(datalist).read_text(encoding="utf-8"))["training"]:
-            scores.append(dice(*segment_with_prior(prior, preprocessing, item, threshold, out_dir)))
-            lines.append(f"{Path(item['image']).name.split('.')[0]},{scores[-1]:.4f},")
-        lines += [f"mean,{np.mean(scores):.4f},", f"std,{np.std(scores):.4f},"]
-        with atomic_path(out_dir / "dice.csv") as tmp:
-            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        print(f"position prior (threshold {threshold}) on {set_name}: {np.round(scores, 3).tolist()}", flush=True)
+            dice, hd = case_scores(*segment_with_prior(prior, preprocessing, item, threshold, out_dir), hd95=False)
+            rows.append({"case": Path(item["image"]).name.split(".")[0], "dice": dice, "hd95_mm": hd})
+        write_dice_csv(rows, out_dir / "dice.csv")
+        scores = [round(r["dice"], 3) for r in rows]
+        print(f"position prior (threshold {threshold}) on {set_name}: {scores}", flush=True)
     return threshold
 
 
@@ -239,10 +245,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     prior_threshold = evaluate_position_prior(run, gan_dir, overrides) if args.position_prior else None
     rows, profiles = [], {}
     for set_name, datalist in split["test"].items():
-        marker = run / "eval" / "semgan_quick" / set_name / "done.json"
-        cmd = json.loads(marker.read_text(encoding="utf-8"))["command"]
-        modality = cmd[cmd.index("--modality") + 1]
-        label_values = json.loads(cmd[cmd.index("--label_values") + 1])
+        modality, label_values = eval_settings(run, set_name)
         segmenter, preprocessing = load_segmenter_and_preprocessing(model, modality, label_values, overrides)
         items = json.loads(Path(datalist).read_text(encoding="utf-8"))["training"]
         dice = {}
@@ -272,9 +275,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows.append(row)
             print(row, flush=True)
     fraction, any_liver = generated_liver_fraction(segmenter)
-    gan_cmd = json.loads((gan_dir / "done.json").read_text(encoding="utf-8"))["command"]
-    mapping = ast.literal_eval(gan_cmd[gan_cmd.index("--label_mapping") + 1])
-    gan_modality = gan_cmd[gan_cmd.index("--modality") + 1]
+    gan_modality, mapping = gan_settings(gan_dir)
     real = labeled_liver_fraction(gan_dir, gan_modality, segmenter.resolution, mapping)
     print(f"generated liver pixels {fraction:.3%} (samples with liver {any_liver:.0%}); labeled slices {real:.3%}")
     for row in rows:  # the same for every case: one generator

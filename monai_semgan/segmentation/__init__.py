@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from monai_semgan.segmentation.dice_report import DiceReport, case_name
+from monai_semgan.segmentation.dice_report import DiceReport, case_name, case_scores, write_dice_csv
 from monai_semgan.segmentation.processing import (
     AtomicNibabelWriter,
     labeled_volumes,
@@ -27,8 +27,10 @@ __all__ = [
     "DiceReport",
     "SemanticSegmenter",
     "case_name",
+    "case_scores",
     "labeled_volumes",
     "list_volumes",
     "segmentation_postprocessing",
     "segmentation_preprocessing",
+    "write_dice_csv",
 ]

@@ -27,7 +27,7 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 
 from monai_semgan.atomic_write import atomic_path
 
-__all__ = ["DiceReport", "case_name"]
+__all__ = ["DiceReport", "case_name", "case_scores", "write_dice_csv"]
 
 
 def case_name(item: Any) -> str:
@@ -70,41 +70,76 @@ class DiceReport:
     def _collect(self, engine: Engine) -> None:
         items = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         for item in items:
-            pred = torch.as_tensor(item[self.pred_key]).float()[None]
-            label = torch.as_tensor(item[self.label_key]).float()[None]
-            dice = float(compute_dice(pred, label, include_background=True, ignore_empty=False)[0, 0])
-            hd = float("nan")
-            if self.hd95 and pred.sum() > 0 and label.sum() > 0:
-                affine = np.asarray(getattr(item[self.label_key], "affine", np.eye(4)), dtype=float)
-                spacing = np.linalg.norm(affine[:3, :3], axis=0).tolist()
-                with warnings.catch_warnings():
-                    # MONAI 1.5+ warns about an argument it passes itself (get_mask_edges)
-                    warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
-                    hd = float(compute_hausdorff_distance(pred, label, percentile=95, spacing=spacing)[0, 0])
+            dice, hd = case_scores(item[self.pred_key], item[self.label_key], hd95=self.hd95)
             self.rows.append({"case": case_name(item[self.pred_key]), "dice": dice, "hd95_mm": hd})
 
     def _report(self, engine: Engine) -> None:
-        dice = np.array([r["dice"] for r in self.rows], dtype=float)
-        hd = np.array([r["hd95_mm"] for r in self.rows], dtype=float)
-        mean_dice = float(dice.mean()) if dice.size else float("nan")
-        std_dice = float(dice.std()) if dice.size else float("nan")
-        mean_hd = float(np.nanmean(hd)) if np.isfinite(hd).any() else float("nan")
-        engine.state.metrics["mean_dice"] = mean_dice
-        engine.state.metrics["mean_hd95"] = mean_hd
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(["case", "dice", "hd95_mm"])
-        for r in self.rows:
-            writer.writerow([r["case"], f"{r['dice']:.4f}", _fmt(r["hd95_mm"])])
-        writer.writerow(["mean", f"{mean_dice:.4f}", _fmt(mean_hd)])
-        writer.writerow(["std", f"{std_dice:.4f}", ""])
-        with atomic_path(self.csv_path) as tmp:
-            tmp.write_text(buffer.getvalue())
+        summary = write_dice_csv(self.rows, self.csv_path)
+        engine.state.metrics["mean_dice"] = summary["mean_dice"]
+        engine.state.metrics["mean_hd95"] = summary["mean_hd95"]
         width = max([len(r["case"]) for r in self.rows] + [4])
         lines = [f"{'case':<{width}}  dice    hd95 (mm)"]
         lines += [f"{r['case']:<{width}}  {r['dice']:.4f}  {_fmt(r['hd95_mm'])}" for r in self.rows]
-        lines.append(f"{'mean':<{width}}  {mean_dice:.4f}  {_fmt(mean_hd)}   (std {std_dice:.4f}, {dice.size} cases)")
+        lines.append(
+            f"{'mean':<{width}}  {summary['mean_dice']:.4f}  {_fmt(summary['mean_hd95'])}   "
+            f"(std {summary['std_dice']:.4f}, {len(self.rows)} cases)"
+        )
         print("\n".join(lines) + f"\nwritten to {self.csv_path}", flush=True)
+
+
+def case_scores(pred: Any, label: Any, hd95: bool = True) -> tuple[float, float]:
+    """3-D Dice and 95 % Hausdorff distance (mm, from ``label``'s affine; NaN when either mask is empty or ``hd95``
+    is off) of two binary masks ``[1, H, W, D]`` on the same grid.
+
+    Args:
+        pred: the predicted mask.
+        label: the reference mask (a MetaTensor carries the affine that gives the spacing).
+        hd95: also compute the Hausdorff distance.
+
+    Returns:
+        ``(dice, hd95_mm)``.
+    """
+    p = torch.as_tensor(pred).float()[None]
+    y = torch.as_tensor(label).float()[None]
+    dice = float(compute_dice(p, y, include_background=True, ignore_empty=False)[0, 0])
+    hd = float("nan")
+    if hd95 and p.sum() > 0 and y.sum() > 0:
+        affine = np.asarray(getattr(label, "affine", np.eye(4)), dtype=float)
+        spacing = np.linalg.norm(affine[:3, :3], axis=0).tolist()
+        with warnings.catch_warnings():
+            # MONAI 1.5+ warns about an argument it passes itself (get_mask_edges)
+            warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
+            hd = float(compute_hausdorff_distance(p, y, percentile=95, spacing=spacing)[0, 0])
+    return dice, hd
+
+
+def write_dice_csv(rows: list[dict[str, Any]], path: str | os.PathLike) -> dict[str, float]:
+    """Write ``dice.csv`` atomically: one row per case (``case``, ``dice``, ``hd95_mm``), then the mean and std.
+
+    Args:
+        rows: ``{"case", "dice", "hd95_mm"}`` per case (NaN HD95 is written empty).
+        path: the CSV file.
+
+    Returns:
+        ``mean_dice``, ``std_dice`` and ``mean_hd95`` (over the cases with a finite HD95).
+    """
+    dice = np.array([r["dice"] for r in rows], dtype=float)
+    hd = np.array([r["hd95_mm"] for r in rows], dtype=float)
+    summary = {
+        "mean_dice": float(dice.mean()) if dice.size else float("nan"),
+        "std_dice": float(dice.std()) if dice.size else float("nan"),
+        "mean_hd95": float(np.nanmean(hd)) if np.isfinite(hd).any() else float("nan"),
+    }
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["case", "dice", "hd95_mm"])
+    for r in rows:
+        writer.writerow([r["case"], f"{r['dice']:.4f}", _fmt(r["hd95_mm"])])
+    writer.writerow(["mean", f"{summary['mean_dice']:.4f}", _fmt(summary["mean_hd95"])])
+    writer.writerow(["std", f"{summary['std_dice']:.4f}", ""])
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(buffer.getvalue())
+    return summary
 
 
 def _fmt(value: float) -> str:
