@@ -69,6 +69,22 @@ def test_time_limit_stops_training(unet_run: dict, tmp_path: Path) -> None:
     assert (tmp_path / "models" / "model.pt").exists()  # exported when the limit ends the run
 
 
+def test_photometric_input_augment_changes_what_the_unet_learns(unet_run: dict, tmp_path: Path) -> None:
+    def train(folder: str, *options: str) -> dict:
+        unet_run["run"](
+            "run", "training", "--config_file", str(CONFIGS / "train_unet.json"),
+            "--output_dir", str(tmp_path / folder), "--dataset_dir", str(unet_run["phantom"] / "ct"),
+            "--num_labeled", "1", "--iterations", "2",
+            "--flip_prob", "0", "--affine_prob", "0", *TINY_UNET, *TINY_DATA, *options,
+        )  # fmt: skip
+        return torch.load(tmp_path / folder / "models" / "model.pt", weights_only=True)
+
+    plain, again = train("plain"), train("again")
+    augmented = train("augmented", "--input_augment", "intensity,gamma")
+    assert all(torch.equal(plain[k], again[k]) for k in plain), "seeded runs without augmentation agree"
+    assert any(not torch.equal(plain[k], augmented[k]) for k in plain)
+
+
 def test_evaluate_and_infer_with_unet_config(unet_run: dict, tmp_path: Path) -> None:
     configs = f"['{CONFIGS / 'evaluate.json'}', '{CONFIGS / 'unet.json'}']"
     model = str(unet_run["out"] / "models" / "model.pt")
