@@ -360,6 +360,12 @@ def merge_history(summary: list[dict], path: Path) -> list[dict]:
     return old + list(summary)
 
 
+def evaluated_methods(rows: Sequence[dict]) -> list[str]:
+    """The methods of ``METHODS`` that ``rows`` hold results for, in ``METHODS`` order (a run may leave some out)."""
+    present = {r["method"] for r in rows}
+    return [m for m in METHODS if m in present]
+
+
 def plot(summary: Sequence[dict], tag: str, path: Path, title: str = "") -> None:
     """Grouped bars of mean Dice (std as error bars): one panel per K, test sets along x, one bar per method."""
     import matplotlib
@@ -371,15 +377,17 @@ def plot(summary: Sequence[dict], tag: str, path: Path, title: str = "") -> None
     ks = sorted({int(r["K"]) for r in rows})
     sets = list(dict.fromkeys(r["test_set"] for r in rows))
     labels = {"semgan_quick": "SemanticGAN (encoder)", "semgan_optimize": "SemanticGAN (optimize)", "unet": "U-Net"}
+    methods = evaluated_methods(rows)
     fig, axes = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 3.6), sharey=True, squeeze=False)
-    width = 0.8 / len(METHODS)
+    width = 0.8 / len(methods)
     for ax, k in zip(axes[0], ks):
-        for i, method in enumerate(METHODS):
+        for i, method in enumerate(methods):
             values = {r["test_set"]: r for r in rows if int(r["K"]) == k and r["method"] == method}
-            x = np.arange(len(sets)) + (i - (len(METHODS) - 1) / 2) * width
+            x = np.arange(len(sets)) + (i - (len(methods) - 1) / 2) * width
             mean = [float(values[s]["dice_mean"]) if s in values else np.nan for s in sets]
             std = [float(values[s]["dice_std"]) if s in values else 0.0 for s in sets]
-            ax.bar(x, mean, width, yerr=std, capsize=2, label=labels[method])
+            colour = f"C{METHODS.index(method)}"  # a method keeps its colour when a run leaves others out
+            ax.bar(x, mean, width, yerr=std, capsize=2, label=labels[method], color=colour)
         ax.set_xticks(np.arange(len(sets)), sets)
         ax.set_title(f"K = {k} labeled case{'s' if k > 1 else ''}")
         ax.set_ylim(0, 1)
@@ -400,8 +408,9 @@ def markdown(summary: Sequence[dict]) -> str:
     lines = []
     for tag in dict.fromkeys(r["tag"] for r in summary):
         rows = [r for r in summary if r["tag"] == tag]
-        lines += [f"tag `{tag}`:", "", "| K | test set | " + " | ".join(names[m] for m in METHODS) + " |",
-                  "|---|---|" + "---:|" * len(METHODS)]  # fmt: skip
+        methods = evaluated_methods(rows)
+        lines += [f"tag `{tag}`:", "", "| K | test set | " + " | ".join(names[m] for m in methods) + " |",
+                  "|---|---|" + "---:|" * len(methods)]  # fmt: skip
         for k in dict.fromkeys(int(r["K"]) for r in rows):
             for test_set in dict.fromkeys(r["test_set"] for r in rows):
                 cells = {r["method"]: r for r in rows if int(r["K"]) == k and r["test_set"] == test_set}
@@ -409,7 +418,7 @@ def markdown(summary: Sequence[dict]) -> str:
                     f"{float(c['dice_mean']):.3f} ({float(c['dice_std']):.3f}), {c['hd95_mean_mm'] or '-'}"
                     if (c := cells.get(m))
                     else ""
-                    for m in METHODS
+                    for m in methods
                 ]
                 lines.append(f"| {k} | {test_set} | " + " | ".join(text) + " |")
         lines.append("")

@@ -316,3 +316,19 @@ def test_share_of_the_prediction_outside_the_organ_slices(tmp_path: Path, monkey
         *diagnostics.load_masks(tmp_path / "s.nii.gz", tmp_path / "l.nii.gz", [5])[1:]
     )
     assert share == pytest.approx(2 / 5)
+
+
+def test_report_shows_only_the_methods_a_tag_evaluated(tmp_path: Path) -> None:
+    quality = load_quality()
+    rows = [
+        {"tag": "screen", "K": k, "method": m, "test_set": s, "domain": "in", "cases": 1, "dice_mean": 0.5,
+         "dice_std": 0.1, "hd95_mean_mm": 10.0, "empty_predictions": 0, "train_min": 1.0}
+        for k in (1, 2) for m in ("semgan_quick", "unet") for s in ("a", "b")
+    ]  # fmt: skip
+    assert quality.evaluated_methods(rows) == ["semgan_quick", "unet"]
+    table = quality.markdown(rows)
+    assert "optimize" not in table
+    assert "| K | test set | SemanticGAN, encoder | U-Net |" in table
+    assert "| 1 | a | 0.500 (0.100), 10.0 | 0.500 (0.100), 10.0 |" in table
+    quality.plot(rows, "screen", tmp_path / "screen.png")
+    assert (tmp_path / "screen.png").stat().st_size > 10_000
