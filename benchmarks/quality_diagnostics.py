@@ -153,9 +153,12 @@ def generated_liver_fraction(segmenter, samples: int = 256, seed: int = 0) -> tu
     return float(mask.float().mean()), float(mask.flatten(1).any(dim=1).float().mean())
 
 
-def labeled_liver_fraction(gan_dir: Path, modality: str, resolution: int, mapping: dict, samples: int = 256) -> float:
+def labeled_liver_fraction(
+    gan_dir: Path, modality: str, resolution: int, mapping: dict, samples: int = 256, seed: int = 0
+) -> float:
     labeled, _ = read_split(gan_dir)
     ds = make_slice_dataset(labeled, modality, resolution, True, slices_per_volume=samples, label_mapping=mapping)
+    ds.volumes.transform.set_random_state(seed)  # the slices drawn, as make_slice_loader seeds them
     return float(np.mean([float((ds[i]["label"] > 0).float().mean()) for i in range(samples)]))
 
 

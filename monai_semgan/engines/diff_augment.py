@@ -69,6 +69,30 @@ class DifferentiableAugment:
         self.cutout_ratio = cutout_ratio
         self.gamma_max = gamma_max
 
+    @classmethod
+    def photometric(cls, policy: str | Sequence[str] | DifferentiableAugment = "") -> DifferentiableAugment:
+        """An augmentation of the image alone: ``policy`` built (or taken as it is) and checked to leave geometry alone.
+
+        For inputs whose target is the unaugmented image or mask (the encoder's input, a segmenter's batch).
+
+        Args:
+            policy: comma-separated operations, or an augmentation already built.
+
+        Returns:
+            the augmentation.
+
+        Raises:
+            ValueError: on an unknown operation, or one that moves or hides pixels (``translation``, ``cutout``): the
+                target would no longer match the input.
+        """
+        augment = policy if isinstance(policy, cls) else cls(policy)
+        if augment.geometric:
+            raise ValueError(
+                f"a photometric policy ({', '.join(PHOTOMETRIC)}) is needed, since the target must still match the "
+                f"input; got {augment.ops}."
+            )
+        return augment
+
     def __bool__(self) -> bool:
         return bool(self.ops)
 

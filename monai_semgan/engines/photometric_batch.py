@@ -41,10 +41,7 @@ class PhotometricPrepareBatch(PrepareBatch):
     """
 
     def __init__(self, policy: str | Sequence[str] | DifferentiableAugment = ""):
-        augment = policy if isinstance(policy, DifferentiableAugment) else DifferentiableAugment(policy)
-        if augment.geometric:
-            raise ValueError(f"a photometric policy (intensity, gamma) is needed; got {augment.ops}.")
-        self.augment = augment
+        self.augment = DifferentiableAugment.photometric(policy)
 
     def __call__(
         self,

@@ -286,6 +286,20 @@ def test_position_prior_is_the_organ_frequency_over_the_labeled_slices(
     assert np.argwhere(prior.numpy() > 0.25)[:, 0].tolist() == [4] * 3 + [5] * 3 + [6] * 3
 
 
+def test_labeled_liver_fraction_draws_the_same_slices_for_a_seed(
+    tiny_phantom: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monai_semgan.data import write_split
+
+    diagnostics = load_diagnostics(monkeypatch)
+    cases = [{"image": str(tiny_phantom / "ct" / f"image_{i}.nii.gz"), "label": str(tiny_phantom / "ct" /
+              f"label_{i}.nii.gz")} for i in (1, 2)]  # fmt: skip
+    write_split(tmp_path, cases, [], num_labeled=2, seed=0)
+    fractions = [diagnostics.labeled_liver_fraction(tmp_path, "ct", 16, {1: 1}, samples=32, seed=s) for s in (0, 0, 1)]
+    assert fractions[0] == fractions[1] and 0 < fractions[0] < 1
+    assert fractions[2] != fractions[0]
+
+
 def test_share_of_the_prediction_outside_the_organ_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import nibabel as nib
     import numpy as np

@@ -39,6 +39,18 @@ def test_unknown_operation_is_named():
         DifferentiableAugment("gamma", gamma_max=0.5)
 
 
+def test_photometric_constructor_refuses_geometry_and_keeps_a_built_augmentation():
+    built = DifferentiableAugment("gamma", gamma_max=1.5)
+    assert DifferentiableAugment.photometric(built) is built
+    assert DifferentiableAugment.photometric("intensity,gamma").ops == ["intensity", "gamma"]
+    assert not DifferentiableAugment.photometric("")
+    for policy in ("gamma,translation", DifferentiableAugment("cutout")):
+        with pytest.raises(ValueError, match="photometric policy"):
+            DifferentiableAugment.photometric(policy)
+    with pytest.raises(ValueError, match="colour"):
+        DifferentiableAugment.photometric("colour")
+
+
 @pytest.mark.parametrize("policy", ["translation", "cutout", "translation,cutout"])
 def test_geometry_is_shared_by_image_and_mask(policy):
     image, mask = _pair()
