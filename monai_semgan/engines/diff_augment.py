@@ -70,13 +70,16 @@ class DifferentiableAugment:
         self.gamma_max = gamma_max
 
     @classmethod
-    def photometric(cls, policy: str | Sequence[str] | DifferentiableAugment = "") -> DifferentiableAugment:
+    def photometric(
+        cls, policy: str | Sequence[str] | DifferentiableAugment = "", name: str = "policy"
+    ) -> DifferentiableAugment:
         """An augmentation of the image alone: ``policy`` built (or taken as it is) and checked to leave geometry alone.
 
         For inputs whose target is the unaugmented image or mask (the encoder's input, a segmenter's batch).
 
         Args:
             policy: comma-separated operations, or an augmentation already built.
+            name: what the caller calls ``policy`` (a config key), for the error message.
 
         Returns:
             the augmentation.
@@ -88,7 +91,7 @@ class DifferentiableAugment:
         augment = policy if isinstance(policy, cls) else cls(policy)
         if augment.geometric:
             raise ValueError(
-                f"a photometric policy ({', '.join(PHOTOMETRIC)}) is needed, since the target must still match the "
+                f"{name} must be photometric ({', '.join(PHOTOMETRIC)}), since the target must still match the "
                 f"input; got {augment.ops}."
             )
         return augment

@@ -93,7 +93,7 @@ class EncoderTrainer(PairedTrainer):
         enc = unwrap_ddp(encoder)
         if (enc.num_ws, enc.w_dim, enc.resolution) != (generator.num_ws, generator.w_dim, generator.resolution):
             raise ValueError("the encoder's resolution and W+ shape must match the generator's.")
-        input_augment = DifferentiableAugment.photometric(input_augment)
+        input_augment = DifferentiableAugment.photometric(input_augment, name="input_augment")
         if sampled_weight < 0:
             raise ValueError(f"sampled_weight must be >= 0, got {sampled_weight}.")
         super().__init__(device, max_epochs, data_loader, amp=amp)

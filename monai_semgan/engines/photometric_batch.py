@@ -41,7 +41,7 @@ class PhotometricPrepareBatch(PrepareBatch):
     """
 
     def __init__(self, policy: str | Sequence[str] | DifferentiableAugment = ""):
-        self.augment = DifferentiableAugment.photometric(policy)
+        self.augment = DifferentiableAugment.photometric(policy, name="input_augment")
 
     def __call__(
         self,

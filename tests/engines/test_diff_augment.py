@@ -45,7 +45,7 @@ def test_photometric_constructor_refuses_geometry_and_keeps_a_built_augmentation
     assert DifferentiableAugment.photometric("intensity,gamma").ops == ["intensity", "gamma"]
     assert not DifferentiableAugment.photometric("")
     for policy in ("gamma,translation", DifferentiableAugment("cutout")):
-        with pytest.raises(ValueError, match="photometric policy"):
+        with pytest.raises(ValueError, match="policy must be photometric"):
             DifferentiableAugment.photometric(policy)
     with pytest.raises(ValueError, match="colour"):
         DifferentiableAugment.photometric("colour")

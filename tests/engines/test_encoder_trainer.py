@@ -67,7 +67,7 @@ def test_without_input_augmentation_the_encoder_sees_the_slices(phantom_cases: l
 
 @pytest.mark.parametrize("policy", ["translation", "intensity,cutout"])
 def test_geometric_input_augmentation_is_refused(phantom_cases: list[dict], policy: str) -> None:
-    with pytest.raises(ValueError, match="photometric"):
+    with pytest.raises(ValueError, match="input_augment must be photometric"):
         make_trainer(phantom_cases, input_augment=policy)
 
 

@@ -51,7 +51,9 @@ def test_empty_policy_is_the_default_preparation(batch: dict) -> None:
     assert torch.equal(out_image, image) and torch.equal(out_label, label)
 
 
-@pytest.mark.parametrize(("policy", "message"), [("gamma,cutout", "photometric"), ("contrast", "unknown")])
+@pytest.mark.parametrize(
+    ("policy", "message"), [("gamma,cutout", "input_augment must be photometric"), ("contrast", "unknown")]
+)
 def test_geometric_or_unknown_operations_are_refused(policy: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PhotometricPrepareBatch(policy)
