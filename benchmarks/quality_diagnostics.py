@@ -158,7 +158,7 @@ def labeled_liver_fraction(
 ) -> float:
     labeled, _ = read_split(gan_dir)
     ds = make_slice_dataset(labeled, modality, resolution, True, slices_per_volume=samples, label_mapping=mapping)
-    ds.volumes.transform.set_random_state(seed)  # the slices drawn, as make_slice_loader seeds them
+    ds.set_random_state(seed)
     return float(np.mean([float((ds[i]["label"] > 0).float().mean()) for i in range(samples)]))
 
 

@@ -126,6 +126,12 @@ class SliceSampleDataset(Dataset):
         item = self.volumes[index % len(self.volumes)]
         return item[0] if isinstance(item, list) else item
 
+    def set_random_state(self, seed: int) -> SliceSampleDataset:
+        """Seed the random transforms (which slice is drawn, flips, affine transforms), as MONAI's ``Randomizable``
+        does; returns the dataset."""
+        self.volumes.transform.set_random_state(seed)
+        return self
+
 
 def volume_transforms(
     modality: str,
@@ -301,7 +307,7 @@ def make_slice_loader(
     Returns:
         a MONAI ``DataLoader``.
     """
-    dataset.volumes.transform.set_random_state(seed)
+    dataset.set_random_state(seed)
     sampler = None
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # each rank draws its own share of the slices; PairedSliceLoader sets the sampler's epoch

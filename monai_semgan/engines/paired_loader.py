@@ -67,9 +67,10 @@ class PairedSliceLoader:
             if isinstance(sampler, DistributedSampler):
                 sampler.set_epoch(self.epoch * 1000 + cycle)
             dataset = loader.dataset
-            transform = getattr(getattr(dataset, "volumes", dataset), "transform", None)
-            if transform is not None and hasattr(transform, "set_random_state"):
-                transform.set_random_state(seed)
+            # a SliceSampleDataset seeds itself; another dataset through its transforms
+            seedable = dataset if hasattr(dataset, "set_random_state") else getattr(dataset, "transform", None)
+            if seedable is not None and hasattr(seedable, "set_random_state"):
+                seedable.set_random_state(seed)
             empty = True
             for batch in loader:
                 empty = False
