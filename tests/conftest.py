@@ -25,11 +25,11 @@ from monai_semgan.data import write_phantom_dataset
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "liver_ct"
 
-# a 16-px model: every config that loads its weights needs these overrides
+# a 16-px model, stated once where it is trained: every later config reads the architecture from the model file
 TINY_ARCH = ["--resolution", "16", "--z_dim", "16", "--w_dim", "16", "--mapping_layers", "1",
              "--channel_base", "256", "--channel_max", "16"]  # fmt: skip
 TINY_TRAIN = ["--batch_size", "2", "--slices_per_volume", "2", "--iterations_per_epoch", "2",
-              "--label_mapping", "chaos"]  # fmt: skip
+              "--label_values", "chaos"]  # fmt: skip
 
 
 def run_bundle_command(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
@@ -54,8 +54,9 @@ def tiny_phantom(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_phantom: Path) -> dict:
-    """The tiny model's run folders and weights (``model``: the segmenter), the overrides that fit it, and ``run``:
-    :func:`run_bundle_command` for the tests' own bundle commands."""
+    """The tiny model's run folders and weights (``model``: the segmenter), the GAN's architecture overrides
+    (``arch``, for tests that train a GAN again), and ``run``: :func:`run_bundle_command` for the tests' own bundle
+    commands."""
     root = tmp_path_factory.mktemp("runs")
     gan, enc = root / "train", root / "encoder"
     configs = BUNDLE / "configs"
@@ -66,7 +67,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_phantom: Path) -> 
     )  # fmt: skip
     proc = run_bundle_command(
         "run", "training", "--config_file", str(configs / "train_encoder.json"), "--gan_dir", str(gan),
-        "--output_dir", str(enc), "--iterations", "4", *TINY_ARCH, *TINY_TRAIN,
+        "--output_dir", str(enc), "--iterations", "4", *TINY_TRAIN,
     )  # fmt: skip
     return {
         "gan": gan,

@@ -25,20 +25,21 @@ from monai_semgan.data.discovery import (
     write_split,
 )
 from monai_semgan.data.intensity import LIVER_WINDOW, CTWindowd, MRIPercentileNormalized
-from monai_semgan.data.labels import LABEL_MAPS, RemapLabelsd
-from monai_semgan.data.loaders import (
-    SliceSampleDataset,
-    SquareAxialPadd,
-    intensity_normalization,
-    make_slice_dataset,
-    make_slice_loader,
-    orient_ras,
-    volume_transforms,
-)
+from monai_semgan.data.labels import LABEL_MAPS, LabelValues, RemapLabelsd, parse_label_values
+from monai_semgan.data.loaders import SliceSampleDataset, make_slice_dataset, make_slice_loader
 from monai_semgan.data.loading import LoadVolumed, source_filename, unwrap_transform_error
 from monai_semgan.data.sitk_reader import SimpleITKReader, list_dicom_series
 from monai_semgan.data.slices import AxialSliceStatsd, RandAxialSliced, axial_slices, body_slice_mask, stack_slices
 from monai_semgan.data.validation import CheckAxialSlicesd, CheckVolumed
+from monai_semgan.data.volume_pipeline import (
+    MODALITIES,
+    RESIZE_MODE,
+    SquareAxialPadd,
+    intensity_normalization,
+    orient_ras,
+    volume_preprocessing,
+    volume_transforms,
+)
 
 # The phantom module is also a command (`python -m monai_semgan.data.phantom`); importing it here eagerly would make
 # runpy warn that it was imported before being run, so its names are resolved on first access.
@@ -55,11 +56,14 @@ __all__ = [
     "CHAOS_PNG_CLASSES",
     "LABEL_MAPS",
     "LIVER_WINDOW",
+    "MODALITIES",
     "PHANTOM_LABELS",
+    "RESIZE_MODE",
     "AxialSliceStatsd",
     "CTWindowd",
     "CheckAxialSlicesd",
     "CheckVolumed",
+    "LabelValues",
     "LoadVolumed",
     "MRIPercentileNormalized",
     "RandAxialSliced",
@@ -77,12 +81,14 @@ __all__ = [
     "make_slice_dataset",
     "make_slice_loader",
     "orient_ras",
+    "parse_label_values",
     "read_split",
     "resolve_dataset_dir",
     "source_filename",
     "split_cases",
     "stack_slices",
     "unwrap_transform_error",
+    "volume_preprocessing",
     "volume_transforms",
     "write_json_atomic",
     "write_phantom_dataset",

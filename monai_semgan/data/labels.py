@@ -8,15 +8,18 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Label remapping from a data set's class values to the model's classes, strict about unknown values.
+"""Which label values mean the structure: one vocabulary (``label_values``) for every config and the label app.
 
-Liver is 1 in CHAOS, 5 in TotalSegmentator, and LiTS marks tumour (2) inside the liver: a mapping says which source
-values become which model class, so nothing is assumed.
+Liver is 1 in CHAOS, 6 in BTCV, 5 in TotalSegmentator, and LiTS marks tumour (2) inside the liver: a specification
+says which source values become which model class, so nothing is assumed or guessed from the data set's name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ast
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -26,15 +29,79 @@ from monai.transforms import MapTransform
 
 from monai_semgan.data.loading import source_filename
 
-__all__ = ["LABEL_MAPS", "RemapLabelsd"]
+__all__ = ["LABEL_MAPS", "LabelValues", "RemapLabelsd", "parse_label_values"]
 
-# mappings for the data sets this project knows; values not listed map to background only where `others` allows it
+# the data sets this project knows: source value -> model class; every other value is background
 LABEL_MAPS: dict[str, dict[int, int]] = {
-    "lits": {0: 0, 1: 1, 2: 1},  # liver, tumour counted as liver
-    "chaos": {0: 0, 1: 1, 2: 0, 3: 0, 4: 0},  # liver; kidneys and spleen become background
-    "chaos_png": {0: 0, 63: 1, 126: 0, 189: 0, 252: 0},  # CHAOS ground-truth PNGs
-    "totalseg": {5: 1},  # liver in TotalSegmentator's "total" and "total_mr" maps; use others=0
+    "chaos": {1: 1},  # CHAOS (and the phantoms): 1 liver, 2/3 kidneys, 4 spleen
+    "lits": {1: 1, 2: 1},  # LiTS: tumour counted as liver
+    "btcv": {6: 1},  # BTCV / Synapse multi-atlas abdomen: 6 liver of 13 organs
+    "totalseg": {5: 1},  # TotalSegmentator "total" and "total_mr": 5 liver
 }
+
+LabelValues = Union[int, str, Sequence[int], Mapping[Any, int]]
+
+
+def parse_label_values(spec: LabelValues) -> dict[int, int]:
+    """The source value -> class mapping a ``label_values`` setting means.
+
+    Args:
+        spec: a value (``6``: voxels of value 6 are the structure), a list (``[1, 2]``: any of them), a mapping
+            (``{"6": 1}``: value -> class, for multi-class models), a named map (:data:`LABEL_MAPS`: ``"chaos"``,
+            ``"lits"``, ``"btcv"``, ``"totalseg"``), or any of these written as a string (``"6"``, ``"[1, 2]"``,
+            ``"1,2"``, ``'{"6": 1}'``), as a command line passes them.
+
+    Returns:
+        ``{source value: class}``; values not listed are background (0).
+
+    Raises:
+        ValueError: on an unknown name, a non-integer value, or an empty specification.
+    """
+    original = spec
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text.lower() in LABEL_MAPS:
+            return dict(LABEL_MAPS[text.lower()])
+        try:
+            spec = json.loads(text)
+        except ValueError:
+            try:
+                spec = ast.literal_eval(text)  # "1, 2" is a tuple
+            except (ValueError, SyntaxError):
+                raise ValueError(
+                    f"label_values {original!r}: expected a value (6), a list ([1, 2]), a mapping ({{'6': 1}}) or one "
+                    f"of {sorted(LABEL_MAPS)}."
+                ) from None
+        if isinstance(spec, str):  # a JSON string such as '"btcv"'
+            return parse_label_values(spec)
+    try:
+        if isinstance(spec, Mapping):
+            mapping = {_integer(k): _integer(v) for k, v in spec.items()}
+        elif isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+            mapping = {int(spec): 1}
+        elif isinstance(spec, (Sequence, np.ndarray)):
+            mapping = {_integer(v): 1 for v in spec}
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"label_values {original!r}: expected integer values: a value (6), a list ([1, 2]), a mapping "
+            f"({{'6': 1}}) or one of {sorted(LABEL_MAPS)}."
+        ) from None
+    if not mapping:
+        raise ValueError(f"label_values {original!r} names no label value.")
+    return mapping
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, str):
+        value = value.strip()
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError
+    return int(number)
 
 
 class RemapLabelsd(MapTransform):
@@ -42,31 +109,29 @@ class RemapLabelsd(MapTransform):
 
     Args:
         keys: label keys.
-        mapping: source value -> target class, e.g. ``{5: 1}`` or the name of an entry of :data:`LABEL_MAPS`.
-        others: class for values not in ``mapping`` (e.g. 0 for "every other organ is background"), or ``None`` to
-            raise on them.
+        mapping: which values are which class, in any form :func:`parse_label_values` takes (``6``, ``[1, 2]``,
+            ``{5: 1}``, ``"btcv"``).
+        others: class for values not in ``mapping`` (0: every other organ is background), or ``None`` to raise on
+            them.
         num_classes: classes of the model (including background): targets must lie in ``[0, num_classes)``.
         allow_missing_keys: skip missing keys.
 
     Raises:
-        ValueError: on an unknown mapping name, a target outside ``[0, num_classes)``, non-integer label values, or
-            values outside the mapping (the message names the file and the values).
+        ValueError: on a specification :func:`parse_label_values` refuses, a target outside ``[0, num_classes)``,
+            non-integer label values, or values outside the mapping when ``others`` is ``None`` (the message names
+            the file and the values).
     """
 
     def __init__(
         self,
         keys: KeysCollection,
-        mapping: Mapping[int, int] | str,
-        others: int | None = None,
+        mapping: LabelValues,
+        others: int | None = 0,
         num_classes: int = 2,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        if isinstance(mapping, str):
-            if mapping not in LABEL_MAPS:
-                raise ValueError(f"unknown label mapping {mapping!r}; known: {sorted(LABEL_MAPS)}.")
-            mapping = LABEL_MAPS[mapping]
-        self.mapping = {int(k): int(v) for k, v in mapping.items()}
+        self.mapping = parse_label_values(mapping)
         targets = set(self.mapping.values()) | ({others} if others is not None else set())
         if any(not 0 <= t < num_classes for t in targets):
             raise ValueError(f"label targets {sorted(targets)} must lie in [0, {num_classes}).")

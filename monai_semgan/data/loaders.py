@@ -10,99 +10,28 @@
 # limitations under the License.
 """From case lists to the labeled and unlabeled slice loaders the trainer draws from.
 
-Each volume goes once through the deterministic part (load, check, RAS, intensity to [-1, 1], label remap, pad the
-axial plane to a square, resize it to the generator's resolution) and is cached by MONAI's ``CacheDataset``; every
-epoch then draws random axial slices (organ-rich for labeled volumes, body slices for unlabeled ones) and flips.
+Each volume goes once through the volume pipeline that inference uses too
+(:func:`~monai_semgan.data.volume_transforms`) and is cached by MONAI's ``CacheDataset``; every epoch then draws
+random axial slices (organ-rich for labeled volumes, body slices for unlabeled ones) and flips.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from monai.config import KeysCollection
 from monai.data import CacheDataset, DataLoader, Dataset
-from monai.transforms import (
-    Compose,
-    EnsureChannelFirstd,
-    EnsureTyped,
-    Orientationd,
-    RandAffined,
-    RandFlipd,
-    Resized,
-    SpatialPadd,
-)
+from monai.transforms import Compose, EnsureTyped, RandAffined, RandFlipd
 from torch.utils.data.distributed import DistributedSampler
 
-from monai_semgan.data.intensity import LIVER_WINDOW, CTWindowd, MRIPercentileNormalized
-from monai_semgan.data.labels import RemapLabelsd
-from monai_semgan.data.loading import LoadVolumed, unwrap_transform_error
+from monai_semgan.data.intensity import LIVER_WINDOW
+from monai_semgan.data.labels import LabelValues
+from monai_semgan.data.loading import unwrap_transform_error
 from monai_semgan.data.slices import AxialSliceStatsd, RandAxialSliced
-from monai_semgan.data.validation import CheckVolumed
+from monai_semgan.data.volume_pipeline import volume_transforms
 
-__all__ = [
-    "SliceSampleDataset",
-    "SquareAxialPadd",
-    "intensity_normalization",
-    "make_slice_dataset",
-    "make_slice_loader",
-    "orient_ras",
-    "volume_transforms",
-]
-
-MODALITIES = ("ct", "mri")
-_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # explicit: MONAI warns when the default is implied
-
-
-def orient_ras(keys: KeysCollection, allow_missing_keys: bool = False) -> Orientationd:
-    """``Orientationd`` to RAS with the axis labels stated (MONAI warns when they are implied)."""
-    return Orientationd(keys, axcodes="RAS", labels=_RAS_LABELS, allow_missing_keys=allow_missing_keys)
-
-
-def intensity_normalization(
-    modality: str,
-    key: str,
-    ct_window: Sequence[float] = LIVER_WINDOW,
-    mri_percentiles: Sequence[float] = (0.5, 99.5),
-) -> CTWindowd | MRIPercentileNormalized:
-    """The modality's intensity transform to [-1, 1]: the CT window (HU) or the MRI percentiles.
-
-    Raises:
-        ValueError: on an unknown modality.
-    """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}.")
-    if modality == "ct":
-        return CTWindowd(key, level=ct_window[0], width=ct_window[1])
-    return MRIPercentileNormalized(key, lower=mri_percentiles[0], upper=mri_percentiles[1])
-
-
-class SquareAxialPadd(SpatialPadd):
-    """Pad the two in-plane axes of ``[C, H, W, D]`` volumes to a square (centred), so resizing keeps the aspect.
-
-    Invertible like ``SpatialPadd`` (the pad widths are recorded in the MetaTensor's applied operations).
-
-    Args:
-        keys: keys to pad (image and label together).
-        value: pad value per key, e.g. ``(-1.0, 0)`` for a normalized image (air) and a label (background).
-        allow_missing_keys: skip missing keys.
-    """
-
-    def __init__(self, keys: KeysCollection, value: Sequence[float] | float = 0.0, allow_missing_keys=False) -> None:
-        super().__init__(keys, spatial_size=(-1, -1, -1), mode="constant", allow_missing_keys=allow_missing_keys)
-        keys_tuple = (keys,) if isinstance(keys, str) else tuple(keys)
-        self.values = tuple(value) if isinstance(value, Sequence) else (value,) * len(keys_tuple)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor], lazy: bool | None = None) -> dict:
-        d = dict(data)
-        for key, value in zip(self.keys, self.values):
-            if key not in d:
-                continue
-            size = max(d[key].shape[1], d[key].shape[2])
-            self.padder.spatial_size = (size, size, -1)
-            d[key] = self.padder(d[key], mode="constant", value=value, lazy=lazy)
-        return d
+__all__ = ["SliceSampleDataset", "make_slice_dataset", "make_slice_loader"]
 
 
 class SliceSampleDataset(Dataset):
@@ -133,66 +62,6 @@ class SliceSampleDataset(Dataset):
         return self
 
 
-def volume_transforms(
-    modality: str,
-    resolution: int,
-    label_mapping: Mapping[int, int] | str | None = None,
-    label_others: int | None = 0,
-    num_classes: int = 2,
-    ct_window: Sequence[float] = LIVER_WINDOW,
-    mri_percentiles: Sequence[float] = (0.5, 99.5),
-    keys: Sequence[str] = ("image", "label"),
-    track_meta: bool = False,
-) -> list:
-    """The deterministic, cacheable per-volume transforms.
-
-    Args:
-        modality: ``"ct"`` (HU window) or ``"mri"`` (percentiles).
-        resolution: in-plane size after resizing (the generator's).
-        label_mapping: source label value -> class (see :class:`RemapLabelsd`); ``None`` keeps labels as they are.
-        label_others: class for label values not in the mapping (``None``: error).
-        num_classes: classes including background.
-        ct_window: ``(level, width)`` in HU.
-        mri_percentiles: ``(lower, upper)``.
-        keys: image key and, optionally, label key; missing labels are allowed.
-        track_meta: keep MetaTensors with their applied operations, so ``Invertd`` can map 2-D results back to the
-            input's grid (inference); ``False`` gives plain tensors (training, smaller cache).
-
-    Returns:
-        a list of MONAI transforms ending with ``[1, resolution, resolution, D]`` float32 image (and uint8 label).
-
-    Raises:
-        ValueError: on an unknown modality.
-    """
-    image_key = keys[0]
-    label_keys = tuple(keys[1:])
-    intensity = intensity_normalization(modality, image_key, ct_window, mri_percentiles)
-    transforms: list = [
-        LoadVolumed(keys, allow_missing_keys=True),
-        EnsureChannelFirstd(keys, allow_missing_keys=True),
-        CheckVolumed(image_key, label_keys=label_keys, allow_missing_keys=True),
-        orient_ras(keys, allow_missing_keys=True),
-        intensity,
-    ]
-    if label_keys and label_mapping is not None:
-        transforms.append(
-            RemapLabelsd(
-                label_keys, label_mapping, others=label_others, num_classes=num_classes, allow_missing_keys=True
-            )
-        )
-    transforms += [
-        SquareAxialPadd(keys, value=(-1.0,) + (0,) * len(label_keys), allow_missing_keys=True),
-        Resized(image_key, spatial_size=(resolution, resolution, -1), mode="area"),
-        EnsureTyped(image_key, dtype=torch.float32, track_meta=track_meta),
-    ]
-    if label_keys:
-        transforms += [
-            Resized(label_keys, spatial_size=(resolution, resolution, -1), mode="nearest", allow_missing_keys=True),
-            EnsureTyped(label_keys, dtype=torch.uint8, track_meta=track_meta, allow_missing_keys=True),
-        ]
-    return transforms
-
-
 def make_slice_dataset(
     cases: Sequence[Mapping[str, str]],
     modality: str,
@@ -202,8 +71,7 @@ def make_slice_dataset(
     fg_ratio: float = 0.75,
     flip_prob: float = 0.0,
     affine_prob: float = 0.0,
-    label_mapping: Mapping[int, int] | str | None = None,
-    label_others: int | None = 0,
+    label_values: LabelValues = 1,
     num_classes: int = 2,
     ct_window: Sequence[float] = LIVER_WINDOW,
     mri_percentiles: Sequence[float] = (0.5, 99.5),
@@ -220,14 +88,12 @@ def make_slice_dataset(
         slices_per_volume: slices drawn from each volume per epoch.
         fg_ratio: probability of an organ slice for labeled volumes.
         flip_prob: probability of a left-right flip of each slice (image and label together). 0 (default) keeps
-            laterality: the liver is on the patient's right in every real scan, and models trained with flips
-            learn to accept a liver on the left (on T1 MRI they then segment the spleen; see
-            ``docs/benchmarks.md``).
+            laterality: the liver is on the patient's right in every real scan, and a model trained with flips
+            learns to accept a liver on the left.
         affine_prob: probability of a random in-plane affine transform of each slice (rotation up to 15 degrees,
             scaling by up to 10 %, shifts up to 1/16 of the width; image and label together). 0 for the GAN, which
             must learn the real anatomy's statistics; the supervised U-Net baseline uses it.
-        label_mapping: see :func:`volume_transforms`.
-        label_others: see :func:`volume_transforms`.
+        label_values: which label values are the structure (see :func:`~monai_semgan.data.parse_label_values`).
         num_classes: see :func:`volume_transforms`.
         ct_window: see :func:`volume_transforms`.
         mri_percentiles: see :func:`volume_transforms`.
@@ -254,13 +120,14 @@ def make_slice_dataset(
     transforms = volume_transforms(
         modality,
         resolution,
-        label_mapping,
-        label_others,
-        num_classes,
-        ct_window,
-        mri_percentiles,
-        keys=keys,
+        label_key="label" if labeled else None,
+        label_values=label_values,
+        num_classes=num_classes,
+        ct_window=ct_window,
+        mri_percentiles=mri_percentiles,
     )
+    # plain tensors in the cache: training never inverts, and MetaTensor ops would slow the networks
+    transforms.append(EnsureTyped(keys, track_meta=False))
     transforms += [
         AxialSliceStatsd("image", "label" if labeled else None),
         RandAxialSliced(keys, num_samples=1, fg_ratio=fg_ratio),
@@ -278,7 +145,7 @@ def make_slice_dataset(
                 padding_mode=("border", "zeros")[: len(keys)],
             )
         )
-    transforms.append(EnsureTyped(keys, track_meta=False))  # plain tensors: MetaTensor ops would slow the networks
+    transforms.append(EnsureTyped(keys, track_meta=False))
     # no random transform writes into the cached volume (slices are copied out), so the cache need not be copied
     try:
         volumes = CacheDataset(

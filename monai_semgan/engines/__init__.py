@@ -8,8 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Train: the semi-supervised SemanticGAN engine, the encoder engine, their paired labeled/unlabeled loader, and the
-U-Net baseline's photometric batch preparation."""
+"""Train: the semi-supervised SemanticGAN engine, the encoder engine, and their paired labeled/unlabeled loader."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from monai_semgan.engines.diff_augment import DifferentiableAugment
 from monai_semgan.engines.encoder_trainer import EncoderTrainer
 from monai_semgan.engines.paired_loader import PairedSliceLoader
 from monai_semgan.engines.paired_trainer import PairedTrainer
-from monai_semgan.engines.photometric_batch import PhotometricPrepareBatch
 from monai_semgan.engines.semantic_gan_trainer import (
     NonFiniteLossError,
     SemanticGanTrainer,
@@ -31,7 +29,6 @@ __all__ = [
     "NonFiniteLossError",
     "PairedSliceLoader",
     "PairedTrainer",
-    "PhotometricPrepareBatch",
     "SemanticGanTrainer",
     "lazy_adam",
     "masks_to_signed_onehot",

@@ -16,9 +16,6 @@ plus Dice + cross-entropy between the generated label logits and the real mask, 
 one whose label output is right, not only its image. Optionally the encoder sees a photometrically augmented copy of
 each image (``input_augment``) while the losses compare with the original: the encoder is then asked to find the same
 latent whatever the slice's brightness and contrast, which is what a new patient or another MRI sequence changes.
-Optionally (``sampled_weight``) the encoder also learns from pairs the generator draws itself: an image sampled from
-Z must be embedded so that its rendering has the same image and the same label, which gives the encoder the
-anatomy of every unlabeled scan the GAN learned from, with labels, instead of only the K labeled volumes.
 """
 
 from __future__ import annotations
@@ -58,9 +55,6 @@ class EncoderTrainer(PairedTrainer):
         input_augment: photometric :class:`~monai_semgan.engines.DifferentiableAugment` operations (``intensity``,
             ``gamma``; a policy string or the object) applied to the encoder's input only; the generated image and
             label are compared with the unaugmented slice and mask. Empty: none.
-        sampled_weight: weight of the loss on pairs the generator draws from random Z (image MSE + perceptual +
-            Dice + CE against the sampled label map, thresholded), one batch as large as the unlabeled one per
-            iteration. 0: none.
         amp: mixed precision on CUDA; ignored on CPU.
         handlers: Ignite / MONAI handlers to attach.
 
@@ -86,7 +80,6 @@ class EncoderTrainer(PairedTrainer):
         perceptual_weight: float = 10.0,
         label_weight: float = 1.0,
         input_augment: str | DifferentiableAugment = "",
-        sampled_weight: float = 0.0,
         amp: bool = False,
         handlers: Sequence | None = None,
     ) -> None:
@@ -94,8 +87,6 @@ class EncoderTrainer(PairedTrainer):
         if (enc.num_ws, enc.w_dim, enc.resolution) != (generator.num_ws, generator.w_dim, generator.resolution):
             raise ValueError("the encoder's resolution and W+ shape must match the generator's.")
         input_augment = DifferentiableAugment.photometric(input_augment, name="input_augment")
-        if sampled_weight < 0:
-            raise ValueError(f"sampled_weight must be >= 0, got {sampled_weight}.")
         super().__init__(device, max_epochs, data_loader, amp=amp)
         device = self.state.device
         self.encoder = encoder
@@ -105,7 +96,6 @@ class EncoderTrainer(PairedTrainer):
         self.image_key, self.label_key = image_key, label_key
         self.mse_weight, self.perceptual_weight, self.label_weight = mse_weight, perceptual_weight, label_weight
         self.input_augment = input_augment
-        self.sampled_weight = sampled_weight
         binary = generator.label_channels == 1
         self.label_loss = DiceCELoss(sigmoid=binary, softmax=not binary, to_onehot_y=not binary)
         if handlers is not None:
@@ -117,21 +107,6 @@ class EncoderTrainer(PairedTrainer):
         mse = (fake.float() - images).square().mean()
         perceptual = self.perceptual(fake.float(), images).mean() if self.perceptual is not None else mse.new_zeros(())
         return mse, perceptual, logits.float(), fake
-
-    def _label_target(self, logits: torch.Tensor) -> torch.Tensor:
-        """The hard label map of label logits, in the form ``label_loss`` takes."""
-        if self.generator.label_channels == 1:
-            return (logits > 0).float()
-        return logits.argmax(dim=1, keepdim=True)
-
-    def _sampled_loss(self, batch_size: int, device: torch.device) -> torch.Tensor:
-        """Embed ``batch_size`` images the generator draws and compare the renderings with the drawn pairs."""
-        with torch.no_grad():
-            z = torch.randn(batch_size, self.generator.z_dim, device=device)
-            images, logits = self.generator(z, noise_mode="const")
-            target = self._label_target(logits.float())
-        mse, perceptual, rendered_logits, _ = self._reconstruction(images.float())
-        return self._weighted(mse, perceptual, self.label_loss(rendered_logits, target))
 
     def _weighted(self, mse: torch.Tensor, perceptual: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         return self.mse_weight * mse + self.perceptual_weight * perceptual + self.label_weight * label
@@ -146,7 +121,6 @@ class EncoderTrainer(PairedTrainer):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
             mse_u, perc_u, _, _ = self._reconstruction(real_u)
             mse_l, perc_l, logits, _ = self._reconstruction(real_l)
-            loss_sampled = self._sampled_loss(real_u.shape[0], device) if self.sampled_weight > 0 else None
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         target = (mask_l > 0).float() if self.generator.label_channels == 1 else mask_l
         loss_label = self.label_loss(logits, target)
@@ -158,9 +132,6 @@ class EncoderTrainer(PairedTrainer):
             "loss_perceptual": self._check("perceptual loss", loss_perc),
             "loss_label": self._check("label loss", loss_label),
         }
-        if loss_sampled is not None:
-            out["loss_sampled"] = self._check("sampled-pair loss", loss_sampled)
-            loss = loss + self.sampled_weight * loss_sampled
         out["loss"] = self._check("encoder loss", loss)
         engine.fire_event(IterationEvents.LOSS_COMPLETED)
         self.optimizer.zero_grad(set_to_none=True)

@@ -121,16 +121,13 @@ class SemanticGanTrainer(PairedTrainer):
         diff_augment: differentiable augmentation of every discriminator input, real and generated, in all three
             steps (see :class:`~monai_semgan.engines.DifferentiableAugment`): a policy such as
             ``"intensity,translation,cutout"``, or ``""`` for none (the paper).
-        diff_augment_joint: also augment the joint discriminator's (image, mask) pairs; ``False`` augments the image
-            discriminator's inputs only.
         amp: mixed precision on CUDA (``amp_dtype``); ignored on CPU.
         amp_dtype: ``torch.bfloat16`` or ``torch.float16`` (the latter with a gradient scaler).
         handlers: Ignite / MONAI handlers to attach.
         non_blocking: non-blocking host-to-device copies.
 
     Raises:
-        ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader`, an interval is negative, or
-            ``diff_augment_joint`` is not a bool.
+        ValueError: when ``data_loader`` is not a :class:`PairedSliceLoader` or an interval is negative.
     """
 
     def __init__(
@@ -160,7 +157,6 @@ class SemanticGanTrainer(PairedTrainer):
         ema_half_life_images: float = 10_000.0,
         ema_rampup: float | None = None,
         diff_augment: str | DifferentiableAugment = "",
-        diff_augment_joint: bool = True,
         amp: bool = False,
         amp_dtype: torch.dtype = torch.bfloat16,
         handlers: Sequence | None = None,
@@ -168,8 +164,6 @@ class SemanticGanTrainer(PairedTrainer):
     ) -> None:
         if min(r1_interval, pl_interval) < 0:
             raise ValueError("regularization intervals must be >= 0.")
-        if not isinstance(diff_augment_joint, bool):  # e.g. the string "false" from a command line
-            raise ValueError(f"diff_augment_joint must be true or false, got {diff_augment_joint!r}.")
         super().__init__(device, max_epochs, data_loader, amp=amp, non_blocking=non_blocking)
         device = self.state.device
         self.generator = generator
@@ -193,7 +187,6 @@ class SemanticGanTrainer(PairedTrainer):
         if not isinstance(diff_augment, DifferentiableAugment):
             diff_augment = DifferentiableAugment(diff_augment)
         self.augment = diff_augment
-        self.joint_augment = diff_augment if diff_augment_joint else DifferentiableAugment("")
         self.amp_dtype = amp_dtype
         # float16 needs loss scaling; bfloat16 does not
         self.grad_scaler = torch.amp.GradScaler("cuda", enabled=self.amp and amp_dtype == torch.float16)
@@ -230,7 +223,7 @@ class SemanticGanTrainer(PairedTrainer):
         engine.state.batch = batchdata
         out: dict[str, float] = {}
         g, d_img, d_joint = self.generator, self.image_discriminator, self.joint_discriminator
-        aug, joint_aug = self.augment, self.joint_augment  # identity without a policy
+        aug = self.augment  # identity without a policy
 
         # 1. image discriminator
         g.requires_grad_(False)
@@ -262,8 +255,8 @@ class SemanticGanTrainer(PairedTrainer):
         pair_img = real_l.detach().requires_grad_(do_r1_joint)
         pair_mask = mask_l.detach().requires_grad_(do_r1_joint)
         with self._autocast():
-            real_out = d_joint(*joint_aug(pair_img, pair_mask))
-            fake_out = d_joint(*joint_aug(fake_img_l, fake_lab_l))
+            real_out = d_joint(*aug(pair_img, pair_mask))
+            fake_out = d_joint(*aug(fake_img_l, fake_lab_l))
             loss_d_joint = hinge_discriminator_loss(real_out, fake_out)
         out["loss_d_joint"] = self._check("joint discriminator loss", loss_d_joint)
         total = loss_d_joint
@@ -283,9 +276,9 @@ class SemanticGanTrainer(PairedTrainer):
             gen_img, gen_lab = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
             loss_adv = logistic_generator_loss(d_img(aug(gen_img)).float())
             # the image is detached: the joint discriminator reaches the trunk only through the label branch
-            fake_pair = d_joint(*joint_aug(gen_img.detach(), gen_lab))
+            fake_pair = d_joint(*aug(gen_img.detach(), gen_lab))
             with torch.no_grad():
-                real_pair = d_joint(*joint_aug(real_l, mask_l))
+                real_pair = d_joint(*aug(real_l, mask_l))
             loss_joint = hinge_generator_loss(fake_pair)
             loss_fm = feature_matching_loss(real_pair, fake_pair)
         loss_g = loss_adv + self.joint_adv_weight * loss_joint + self.feature_matching_weight * loss_fm

@@ -29,6 +29,7 @@ from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
 from monai_semgan.atomic_write import atomic_path
+from monai_semgan.networks.model_file import network_architecture, save_model
 
 __all__ = ["ModelExporter", "ResumeFromCheckpoint", "latest_checkpoint", "make_checkpointer", "save_atomic"]
 
@@ -135,19 +136,33 @@ class ResumeFromCheckpoint:
 
 
 class ModelExporter:
-    """Write a network's weights for inference (``models/model.pt``) atomically, every ``interval`` epochs and at the
-    end of training: the EMA generator after GAN training, the segmenter (encoder + generator) after encoder training.
+    """Write a self-describing model file (``models/model.pt``: architecture + weights, see
+    :func:`~monai_semgan.networks.save_model`) atomically, every ``interval`` epochs and at the end of training: the
+    EMA generator after GAN training, the segmenter (encoder + generator) after encoder training, the U-Net.
 
     Args:
         path: destination file.
-        model: the module to export (its ``state_dict``).
+        model: the module to export; built by :func:`~monai_semgan.networks.build_network` (or loaded by
+            :func:`~monai_semgan.networks.load_model`) so that it knows its architecture.
         interval: epochs between exports.
+        metadata: plain data stored in the file beside the architecture (e.g. the U-Net's training resolution).
+
+    Raises:
+        ValueError: when the model does not know its architecture (checked here, before training starts).
     """
 
-    def __init__(self, path: str | os.PathLike, model: torch.nn.Module, interval: int = 1) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        model: torch.nn.Module,
+        interval: int = 1,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        network_architecture(model)
         self.path = Path(path)
         self.model = model
         self.interval = interval
+        self.metadata = dict(metadata or {})
 
     def attach(self, engine: Engine) -> None:
         """Export on ``EPOCH_COMPLETED(every=interval)`` and ``COMPLETED``."""
@@ -157,4 +172,4 @@ class ModelExporter:
     def __call__(self, engine: Engine) -> None:
         if getattr(engine.state, "rank", 0) != 0:
             return
-        save_atomic(self.model.state_dict(), self.path)
+        save_model(self.model, self.path, metadata=self.metadata)

@@ -8,8 +8,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Inversion: embed images into the generator's W+ space (encoder start, a prior across neighbouring slices,
-batched test-time optimization)."""
+"""Inversion: embed images into the generator's W+ space (encoder start, batched test-time
+optimization)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from monai_semgan.inversion.latent_inverter import (
     noise_regularization,
 )
 from monai_semgan.inversion.perceptual import PERCEPTUAL_KINDS, LPIPSDistance, SSIMDistance, make_perceptual
-from monai_semgan.inversion.slice_prior import slice_smoothing_matrix, smooth_across_slices
 
 __all__ = [
     "PERCEPTUAL_KINDS",
@@ -31,6 +30,4 @@ __all__ = [
     "inversion_learning_rate",
     "make_perceptual",
     "noise_regularization",
-    "slice_smoothing_matrix",
-    "smooth_across_slices",
 ]

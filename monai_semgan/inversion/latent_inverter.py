@@ -12,8 +12,7 @@
 
 Every slice of a batch has its own W+ latent and its own noise maps, and the objective is a sum of per-slice losses,
 so Adam (an element-wise optimizer) moves each slice exactly as if it were optimized alone: a volume's slices are
-inverted together, in chunks that bound memory, with the result of one-at-a-time inversion. The one coupling is
-opt-in: ``slice_sigma`` smooths the starting latents across the neighbouring slices of a chunk.
+inverted together, in chunks that bound memory, with the result of one-at-a-time inversion.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from monai_semgan.inversion.perceptual import make_perceptual
-from monai_semgan.inversion.slice_prior import smooth_across_slices
 
 __all__ = ["InversionResult", "LatentInverter", "inversion_learning_rate", "noise_regularization"]
 
@@ -143,20 +141,14 @@ class LatentInverter:
         noise_reg_weight: weight of :func:`noise_regularization`.
         encoder_reg_weight: weight of ``||w - E(G(w))||^2`` (mean over W+); needs an encoder.
         optimize_noise: optimize the noise maps too (else they stay at the generator's constant noise).
-        latent_space: ``"w+"`` (the paper: one latent per style input) or ``"w"`` (one latent per slice, shared by all
-            layers, started from the mean of the encoder's W+).
         chunk_size: slices optimized together; bounds memory.
-        slice_sigma: smooth the starting latents across neighbouring slices of a chunk (Gaussian, standard deviation in
-            slices; :func:`~monai_semgan.inversion.smooth_across_slices`): a prior that a volume's consecutive slices
-            have similar latents. The images of a chunk must then be consecutive slices of one volume, as
-            ``SliceInferer`` passes them. 0 (default) treats every slice alone.
         early_stop_patience: stop a slice after this many steps without improving its loss by ``early_stop_tol``
             (relative); ``None`` runs every step.
         early_stop_tol: relative improvement that counts.
         progress: show a tqdm bar over steps.
 
     Raises:
-        ValueError: on negative steps or ``slice_sigma``, a non-positive chunk size or patience, or an unknown
+        ValueError: on negative steps, a non-positive chunk size or patience, or an unknown
             perceptual kind.
     """
 
@@ -175,9 +167,7 @@ class LatentInverter:
         noise_reg_weight: float = 100.0,
         encoder_reg_weight: float = 0.001,
         optimize_noise: bool = True,
-        latent_space: str = "w+",
         chunk_size: int = 32,
-        slice_sigma: float = 0.0,
         early_stop_patience: int | None = None,
         early_stop_tol: float = 1e-3,
         progress: bool = False,
@@ -186,10 +176,6 @@ class LatentInverter:
             raise ValueError(f"steps must be >= 0, got {steps}.")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
-        if slice_sigma < 0:
-            raise ValueError(f"slice_sigma must be >= 0, got {slice_sigma}.")
-        if latent_space not in ("w", "w+"):
-            raise ValueError(f"latent_space must be 'w' or 'w+', got {latent_space!r}.")
         if early_stop_patience is not None and early_stop_patience < 1:
             raise ValueError(f"early_stop_patience must be >= 1 or None, got {early_stop_patience}.")
         self.generator = generator
@@ -204,18 +190,16 @@ class LatentInverter:
         self.noise_reg_weight = noise_reg_weight
         self.encoder_reg_weight = encoder_reg_weight
         self.optimize_noise = optimize_noise
-        self.latent_space = latent_space
         self.chunk_size = chunk_size
-        self.slice_sigma = slice_sigma
         self.early_stop_patience = early_stop_patience
         self.early_stop_tol = early_stop_tol
         self.progress = progress
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """The starting W+ of each image: the encoder's output (smoothed across slices with ``slice_sigma``), or the
+        """The starting W+ of each image: the encoder's output, or the
         generator's mean W when there is no encoder."""
         if self.encoder is not None:
-            return smooth_across_slices(self.encoder(images), self.slice_sigma)
+            return self.encoder(images)
         mean = self.generator.mean_w().to(images.device, images.dtype)
         return mean.expand(images.shape[0], self.generator.num_ws, -1).clone()
 
@@ -279,14 +263,7 @@ class LatentInverter:
         self, images: torch.Tensor, ws: torch.Tensor, noise: list[torch.Tensor], steps: int
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, torch.Tensor]:
         n = images.shape[0]
-        num_ws = ws.shape[1]
-        # "w": one W vector per slice shared by every layer (stays on the generator's W manifold); "w+": one per layer
-        latent = ws.mean(dim=1, keepdim=True).clone() if self.latent_space == "w" else ws
-        latent.requires_grad_(True)
-
-        def expand(v: torch.Tensor) -> torch.Tensor:
-            return v.expand(-1, num_ws, -1) if self.latent_space == "w" else v
-
+        latent = ws.requires_grad_(True)
         params = [latent]
         if self.optimize_noise:
             for m in noise:
@@ -304,7 +281,7 @@ class LatentInverter:
             for step in bar:
                 for group in optimizer.param_groups:
                     group["lr"] = inversion_learning_rate(step, steps, self.lr, self.lr_warmup, self.lr_rampdown)
-                loss = self._objective(images, expand(latent), noise)
+                loss = self._objective(images, latent, noise)
                 if self.early_stop_patience is not None:
                     with torch.no_grad():
                         current = loss.detach()
@@ -335,6 +312,6 @@ class LatentInverter:
                 if self.progress:
                     bar.set_postfix(loss=f"{float(loss.detach().mean()):.4f}")
             with torch.no_grad():
-                loss = self._objective(images, expand(latent), noise).detach()
+                loss = self._objective(images, latent, noise).detach()
         noise = [m.detach() for m in noise]
-        return expand(latent.detach()).contiguous(), noise, loss, taken
+        return latent.detach(), noise, loss, taken

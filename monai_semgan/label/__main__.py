@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from monai_semgan.atomic_write import atomic_path
+from monai_semgan.data.labels import parse_label_values
 
 _MAIN_PY = '''"""MONAI Label app folder written by `python -m monai_semgan.label`; the app lives in the package."""
 
@@ -57,7 +58,9 @@ def build_command(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--modality", default="mri", choices=("mri", "ct"))
     parser.add_argument("--mode", default="quick", choices=("quick", "optimize"), help="inference mode")
     parser.add_argument("--optimize_steps", type=int, default=100)
-    parser.add_argument("--label_values", type=int, nargs="+", default=[1], help="liver values in datastore labels")
+    parser.add_argument(
+        "--label_values", default="1", help="which datastore label values are the liver: 6, [1,2], {6:1} or btcv, ..."
+    )
     parser.add_argument("--gan_iterations", type=int, default=600, help="GAN iterations per /train request")
     parser.add_argument("--encoder_iterations", type=int, default=400, help="encoder iterations per /train request")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="bundle config overrides")
@@ -70,6 +73,10 @@ def build_command(argv: list[str] | None = None) -> list[str]:
     bundle = Path(args.bundle).expanduser().resolve()
     if not (bundle / "configs" / "inference.json").is_file():
         parser.error(f"{bundle}: not a bundle folder (no configs/inference.json).")
+    try:
+        label_values = parse_label_values(args.label_values)
+    except ValueError as err:
+        parser.error(str(err))
     overrides = {"mode": args.mode, "optimize_steps": args.optimize_steps}
     for item in args.set:
         if "=" not in item:
@@ -85,7 +92,7 @@ def build_command(argv: list[str] | None = None) -> list[str]:
         "bundle": str(bundle),
         "overrides": json.dumps(overrides),
         "modality": args.modality,
-        "label_values": json.dumps(args.label_values),
+        "label_values": json.dumps(label_values),
         "gan_iterations": str(args.gan_iterations),
         "encoder_iterations": str(args.encoder_iterations),
     }

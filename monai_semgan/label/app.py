@@ -27,6 +27,7 @@ from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
 
 import monai_semgan
+from monai_semgan.data.labels import parse_label_values
 from monai_semgan.data.loading import unwrap_transform_error
 from monai_semgan.label.infer_task import SemanticGanInferTask, bundle_labels
 from monai_semgan.label.train_task import SemanticGanTrainTask
@@ -47,7 +48,8 @@ class SemanticGanLabelApp(MONAILabelApp):
     - ``overrides``: JSON object of bundle config overrides for inference and training (architecture keys, ``mode``,
       ``optimize_steps``, ...).
     - ``modality``: ``mri`` (default) or ``ct``.
-    - ``label_values``: JSON list of label values meaning the structure in the datastore's labels (default ``[1]``).
+    - ``label_values``: which values of the datastore's labels are the structure: ``6``, ``[1, 2]``, ``{"6": 1}`` or a
+      named map such as ``btcv`` (see :func:`~monai_semgan.data.parse_label_values`; default ``1``).
     - ``gan_iterations``, ``encoder_iterations``: training length per ``/train`` request (defaults 600, 400).
     """
 
@@ -64,7 +66,7 @@ class SemanticGanLabelApp(MONAILabelApp):
         self.overrides["modality"] = self.modality
         self.served_model = Path(conf.get("model") or self.bundle / "runs" / "encoder" / "models" / "model.pt")
         self.trained_model = Path(app_dir) / "model" / self.model_name / "model.pt"
-        self.label_values = [int(v) for v in json.loads(conf.get("label_values", "[1]"))]
+        self.label_values = parse_label_values(conf.get("label_values", "1"))
         labels = bundle_labels(self.bundle)
         super().__init__(
             app_dir=app_dir,

@@ -91,9 +91,13 @@ class SemanticGanInferTask(BasicInferTask):
 
     Args:
         bundle: the bundle folder (``configs/inference.json``, ``configs/metadata.json``).
-        model_paths: weights files, oldest first; the last that exists is used, and a newer file (e.g. written by
-            training from the datastore) is picked up on the next request.
-        overrides: bundle config overrides (``mode``, ``optimize_steps``, architecture keys, ...).
+        model_paths: model files, oldest first; the last that exists is used, and a newer file (e.g. written by
+            training from the datastore) is picked up on the next request. The network and its preprocessing are
+            built from the file (:func:`~monai_semgan.networks.load_model`): no architecture setting is needed.
+        overrides: bundle config overrides (``mode``, ``optimize_steps``, ``modality``, ...).
+
+    Raises:
+        FileNotFoundError: when none of ``model_paths`` exists.
         description: shown in MONAI Label's ``/info/``; the bundle's description by default.
     """
 
@@ -107,8 +111,11 @@ class SemanticGanInferTask(BasicInferTask):
         self.bundle = Path(bundle)
         self.parser = read_bundle_config(self.bundle, overrides)
         metadata = json.loads((self.bundle / "configs" / "metadata.json").read_text(encoding="utf-8"))
-        network = self.parser.get_parsed_content("network_def", instantiate=True)
-        self._pre = self.parser.get_parsed_content("preprocessing", instantiate=True)
+        existing = [Path(p) for p in model_paths if Path(p).is_file()]
+        if not existing:
+            raise FileNotFoundError(f"no model file found: {[str(p) for p in model_paths]}; train first.")
+        self._loaded: tuple[str, float] | None = None
+        network = self._load(existing[-1])
         super().__init__(
             path=[str(p) for p in model_paths],
             network=network,
@@ -117,11 +124,30 @@ class SemanticGanInferTask(BasicInferTask):
             dimension=3,
             description=description or metadata.get("description", "SemanticGAN"),
             load_strict=True,
+            model_state_dict="state_dict",
             config={"mode": self.parser["mode"], "optimize_steps": int(self.parser["optimize_steps"])},
         )
 
+    def _load(self, path: Path) -> torch.nn.Module:
+        """Parse the inference config for the model file ``path``: its network (built from the file) and the
+        preprocessing at the network's resolution."""
+        self.parser["model_path"] = str(path)
+        self.parser.parse(reset=True)
+        network = self.parser.get_parsed_content("network_def", instantiate=True)
+        self._pre = self.parser.get_parsed_content("preprocessing", instantiate=True)
+        self._loaded = (str(path), path.stat().st_mtime)
+        return network
+
+    def _refresh(self) -> None:
+        """Rebuild network and preprocessing when a newer model file (another architecture, perhaps) is served."""
+        path = self.get_path()
+        if path and self._loaded != (str(path), Path(path).stat().st_mtime):
+            self.network = self._load(Path(path))
+            self._networks.clear()
+
     def pre_transforms(self, data: dict | None = None) -> Sequence[Callable]:
         """The bundle's preprocessing (load NIfTI / DICOM, checks, RAS, intensity, square pad, resize)."""
+        self._refresh()
         return list(self._pre.transforms)
 
     def run_pre_transforms(self, data: dict, transforms: Sequence[Callable]) -> dict:

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,26 +35,16 @@ from monailabel.interfaces.exception import MONAILabelError, MONAILabelException
 from monailabel.interfaces.tasks.train import TrainTask
 
 from monai_semgan.atomic_write import atomic_path
+from monai_semgan.data.labels import LabelValues, parse_label_values
 
-__all__ = ["TRAINING_KEYS", "SemanticGanTrainTask", "datastore_datalist"]
+__all__ = ["GAN_KEYS", "TRAINING_KEYS", "SemanticGanTrainTask", "datastore_datalist"]
 
 logger = logging.getLogger(__name__)
 
-# bundle overrides passed on to both training configs: the network's shape (so the trained model fits the inference
-# config) and how slices are batched
-TRAINING_KEYS = (
-    "batch_size",
-    "labeled_batch_size",
-    "slices_per_volume",
-    "num_workers",
-    "resolution",
-    "z_dim",
-    "w_dim",
-    "mapping_layers",
-    "channel_base",
-    "channel_multiplier",
-    "channel_max",
-)
+# bundle overrides passed on to both training configs (how slices are batched), and to the GAN's only (its shape:
+# the encoder and inference read the architecture from the model files)
+TRAINING_KEYS = ("batch_size", "labeled_batch_size", "slices_per_volume", "num_workers")
+GAN_KEYS = ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_multiplier", "channel_max")
 
 
 def datastore_datalist(datastore: Datastore) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
@@ -73,6 +63,14 @@ def datastore_datalist(datastore: Datastore) -> tuple[list[dict[str, str]], list
     return labeled, unlabeled
 
 
+def _options(overrides: Mapping[str, Any]) -> list[str]:
+    """Bundle command-line options for config overrides."""
+    options = []
+    for key, value in overrides.items():
+        options += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
+    return options
+
+
 class SemanticGanTrainTask(TrainTask):
     """Train the GAN and then the encoder on the datastore, through the bundle's configs.
 
@@ -80,10 +78,11 @@ class SemanticGanTrainTask(TrainTask):
         bundle: the bundle folder (``configs/train.json``, ``configs/train_encoder.json``).
         workspace: where runs go (``<workspace>/train/<time>/gan``, ``.../encoder``).
         model_path: where the trained segmenter weights are published (the inference task's newest path).
-        overrides: bundle overrides; those named in :data:`TRAINING_KEYS` are applied to both runs.
+        overrides: bundle overrides; those named in :data:`TRAINING_KEYS` are applied to both runs, those in
+            :data:`GAN_KEYS` to the GAN's.
         modality: ``"mri"`` or ``"ct"`` (intensity normalization of the datastore's images).
-        label_values: label values in the datastore's labels that mean the structure (MONAI Label saves 1 for the
-            first label).
+        label_values: which values of the datastore's labels are the structure, in any form
+            :func:`~monai_semgan.data.parse_label_values` takes (MONAI Label saves 1 for the first label).
         gan_iterations: default GAN iterations (a request's ``gan_iterations`` overrides it).
         encoder_iterations: default encoder iterations (a request's ``encoder_iterations`` overrides it).
         timeout: seconds allowed for each of the two runs.
@@ -96,7 +95,7 @@ class SemanticGanTrainTask(TrainTask):
         model_path: str | os.PathLike,
         overrides: Mapping[str, Any] | None = None,
         modality: str = "mri",
-        label_values: Sequence[int] = (1,),
+        label_values: LabelValues = 1,
         gan_iterations: int = 600,
         encoder_iterations: int = 400,
         timeout: float = 24 * 3600,
@@ -106,8 +105,9 @@ class SemanticGanTrainTask(TrainTask):
         self.workspace = Path(workspace)
         self.model_path = Path(model_path)
         self.overrides = {k: v for k, v in (overrides or {}).items() if k in TRAINING_KEYS}
+        self.gan_overrides = {k: v for k, v in (overrides or {}).items() if k in GAN_KEYS}
         self.modality = modality
-        self.label_values = [int(v) for v in label_values]
+        self.label_values = json.dumps(parse_label_values(label_values))
         self.gan_iterations = gan_iterations
         self.encoder_iterations = encoder_iterations
         self.timeout = timeout
@@ -160,23 +160,20 @@ class SemanticGanTrainTask(TrainTask):
             tmp.write_text(json.dumps({"training": labeled + unlabeled}, indent=2))
         gan_iterations = int(request.get("gan_iterations", self.gan_iterations))
         encoder_iterations = int(request.get("encoder_iterations", self.encoder_iterations))
-        common = ["--bundle_root", str(self.bundle), "--modality", self.modality]
-        for key, value in self.overrides.items():
-            common += [f"--{key}", json.dumps(value) if not isinstance(value, str) else value]
-        mapping = "{" + ", ".join(f"{v}: 1" for v in self.label_values) + "}"
+        common = ["--bundle_root", str(self.bundle), "--modality", self.modality, "--label_values", self.label_values]
+        common += _options(self.overrides)
         start = time.time()
         self._run(
             "GAN training",
             ["--config_file", str(self.bundle / "configs" / "train.json"), "--output_dir", str(run_dir / "gan"),
-             "--dataset_dir", str(datalist), "--num_labeled", "-1", "--label_mapping", mapping,
-             "--iterations", str(gan_iterations), *common],
+             "--dataset_dir", str(datalist), "--num_labeled", "-1", "--iterations", str(gan_iterations), *common,
+             *_options(self.gan_overrides)],
             run_dir / "gan.log",
         )  # fmt: skip
         self._run(
             "encoder training",
             ["--config_file", str(self.bundle / "configs" / "train_encoder.json"), "--gan_dir", str(run_dir / "gan"),
-             "--output_dir", str(run_dir / "encoder"), "--label_mapping", mapping,
-             "--iterations", str(encoder_iterations), *common],
+             "--output_dir", str(run_dir / "encoder"), "--iterations", str(encoder_iterations), *common],
             run_dir / "encoder.log",
         )  # fmt: skip
         trained = run_dir / "encoder" / "models" / "model.pt"

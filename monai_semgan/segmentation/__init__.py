@@ -18,7 +18,6 @@ from monai_semgan.segmentation.processing import (
     labeled_volumes,
     list_volumes,
     segmentation_postprocessing,
-    segmentation_preprocessing,
 )
 from monai_semgan.segmentation.segmenter import SemanticSegmenter
 
@@ -31,6 +30,5 @@ __all__ = [
     "labeled_volumes",
     "list_volumes",
     "segmentation_postprocessing",
-    "segmentation_preprocessing",
     "write_dice_csv",
 ]

@@ -8,46 +8,34 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""What happens to a volume around slice-wise segmentation: the inputs found under a path, the invertible
-preprocessing to the generator's grid, and the postprocessing that maps the logits back onto the input's grid and
-writes the mask."""
+"""What happens around slice-wise segmentation: the inputs found under a path, and the postprocessing that maps the
+logits back onto the input's grid (undoing :func:`~monai_semgan.data.volume_preprocessing`) and writes the mask."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from monai.data import NibabelWriter
 from monai.transforms import (
     Activationsd,
     AsDiscreted,
     Compose,
     CopyItemsd,
-    EnsureChannelFirstd,
-    EnsureTyped,
     Invertd,
     KeepLargestConnectedComponentd,
-    Resized,
     SaveImaged,
 )
 
 from monai_semgan.atomic_write import atomic_path
 from monai_semgan.data.discovery import discover_cases
-from monai_semgan.data.intensity import LIVER_WINDOW
-from monai_semgan.data.labels import RemapLabelsd
-from monai_semgan.data.loaders import SquareAxialPadd, intensity_normalization, orient_ras
-from monai_semgan.data.loading import LoadVolumed
 from monai_semgan.data.sitk_reader import list_dicom_series
-from monai_semgan.data.validation import CheckAxialSlicesd, CheckVolumed
 
 __all__ = [
     "AtomicNibabelWriter",
     "labeled_volumes",
     "list_volumes",
     "segmentation_postprocessing",
-    "segmentation_preprocessing",
 ]
 
 _NIFTI = (".nii", ".nii.gz")
@@ -108,58 +96,6 @@ def labeled_volumes(source: str | os.PathLike, cache_dir: str | os.PathLike | No
     return cases
 
 
-def segmentation_preprocessing(
-    modality: str = "mri",
-    resolution: int = 64,
-    image_key: str = "image",
-    label_key: str | None = None,
-    label_values: Sequence[int] = (1,),
-    ct_window: Sequence[float] = LIVER_WINDOW,
-    mri_percentiles: Sequence[float] = (0.5, 99.5),
-) -> Compose:
-    """Load, check and bring a volume to the generator's grid, recording every step so ``Invertd`` can undo it.
-
-    Load (NIfTI or DICOM series) -> channel first -> checks (3-D, one channel, finite, not constant, axial slices;
-    label geometry) -> RAS -> intensity (CT window or MRI percentiles, to [-1, 1]) -> pad the axial plane to a square
-    -> resize it to ``resolution``. The label, if any, stays on the input's grid (Dice is measured there) and becomes
-    binary: 1 where its value is one of ``label_values``.
-
-    Args:
-        modality: ``"mri"`` or ``"ct"``.
-        resolution: the generator's resolution.
-        image_key: key of the image.
-        label_key: key of the reference label (evaluation), or ``None``.
-        label_values: label values that mean the structure (liver: 1 in CHAOS, 5 in TotalSegmentator).
-        ct_window: ``(level, width)`` in HU for CT.
-        mri_percentiles: ``(lower, upper)`` for MRI.
-
-    Returns:
-        the transform.
-
-    Raises:
-        ValueError: on an unknown modality.
-    """
-    keys = [image_key] + ([label_key] if label_key else [])
-    intensity = intensity_normalization(modality, image_key, ct_window, mri_percentiles)
-    transforms: list = [
-        LoadVolumed(keys),
-        EnsureChannelFirstd(keys),
-        CheckVolumed(image_key, label_keys=[label_key] if label_key else [], allow_constant=False),
-        CheckAxialSlicesd(image_key),
-        orient_ras(image_key),
-        intensity,
-    ]
-    transforms += [
-        SquareAxialPadd(image_key, value=-1.0),
-        # trilinear with anti-aliasing (depth unchanged): its inverse is a smooth upsampling of the probabilities
-        Resized(image_key, spatial_size=(resolution, resolution, -1), mode="trilinear", anti_aliasing=True),
-        EnsureTyped(image_key, dtype=torch.float32, track_meta=True),
-    ]
-    if label_key:
-        transforms.append(RemapLabelsd(label_key, {int(v): 1 for v in label_values}, others=0, num_classes=2))
-    return Compose(transforms)
-
-
 class AtomicNibabelWriter(NibabelWriter):
     """MONAI's ``NibabelWriter`` writing to a temporary file beside the destination and renaming it, so a stopped run
     never leaves half a mask; it refuses to write over the volume being segmented."""
@@ -193,7 +129,8 @@ def segmentation_postprocessing(
     ``<name>_seg.nii.gz`` (uint8) with the input's shape and affine, and optionally ``<name>_prob.nii.gz``.
 
     Args:
-        preprocessing: the transform returned by :func:`segmentation_preprocessing` (what ``Invertd`` undoes).
+        preprocessing: the transform returned by :func:`~monai_semgan.data.volume_preprocessing` (what ``Invertd``
+            undoes).
         output_dir: output folder (created).
         label_channels: the generator's label channels (1: sigmoid and ``threshold``; more: softmax and argmax).
         threshold: foreground threshold on the probability (binary models).

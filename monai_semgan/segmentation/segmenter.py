@@ -40,8 +40,7 @@ class SemanticSegmenter(nn.Module):
         encoder: a :class:`~monai_semgan.networks.LatentEncoder` of the same resolution and W+ shape.
         steps: test-time optimization steps (0: quick mode).
         inverter_args: further :class:`LatentInverter` arguments (``lr``, ``perceptual``, ``lpips_weights``,
-            ``chunk_size``, ``slice_sigma``, ``early_stop_patience``, loss weights, ...); ``slice_sigma`` also applies
-            in quick mode.
+            ``chunk_size``, ``early_stop_patience``, loss weights, ...).
 
     Raises:
         ValueError: when the encoder's output does not fit the generator.
@@ -62,6 +61,17 @@ class SemanticSegmenter(nn.Module):
         self.encoder = encoder
         self.resolution = generator.resolution
         self.inverter = LatentInverter(generator, encoder, steps=steps, **inverter_args)
+
+    @property
+    def architecture(self) -> dict[str, Any]:
+        """``{"target": ..., "args": {"generator": ..., "encoder": ...}}``: the parts' architectures (see
+        :func:`~monai_semgan.networks.build_network`); the inverter's settings are chosen at inference time."""
+        from monai_semgan.networks.model_file import network_architecture
+
+        return {
+            "target": f"{type(self).__module__.rsplit('.', 1)[0]}.{type(self).__name__}",
+            "args": {"generator": network_architecture(self.generator), "encoder": network_architecture(self.encoder)},
+        }
 
     @property
     def steps(self) -> int:

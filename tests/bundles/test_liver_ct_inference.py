@@ -5,6 +5,7 @@ evaluating` with dice.csv, `ckpt_export` to TorchScript, and the bad inputs that
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -16,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "liver_ct"
 CONFIGS = BUNDLE / "configs"
 SHARED = ROOT.parent / "shared" / "data"
+
+# every test runs bundle commands in subprocesses (and the session's tiny model is trained by them)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -32,39 +36,43 @@ def phantom(tiny_model: dict) -> Path:
 def infer(trained: dict[str, Path], input_path: Path | str, output_dir: Path, *extra: str, check: bool = True):
     return trained["run"](
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(input_path),
-        "--output_dir", str(output_dir), "--model_path", str(trained["model"]), *trained["arch"], *extra, check=check,
+        "--output_dir", str(output_dir), "--model_path", str(trained["model"]), *extra, check=check,
     )  # fmt: skip
 
 
 def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: dict[str, Path]) -> None:
     enc = trained["encoder"]
     assert "Encoder training finished: 4 iterations" in trained["log"]
-    state = torch.load(trained["model"], weights_only=True)
+    model = torch.load(trained["model"], weights_only=True)
+    assert model["format"] == "monai_semgan.model" and model["format_version"] == 1
+    state = model["state_dict"]
     assert any(k.startswith("encoder.") for k in state) and any(k.startswith("generator.") for k in state)
-    # the exported generator is the GAN's, untouched by encoder training
-    gan_state = torch.load(trained["gan"] / "models" / "model.pt", weights_only=True)
-    assert all(torch.equal(gan_state[k], state[f"generator.{k}"]) for k in gan_state)
+    # the exported generator is the GAN's, untouched by encoder training, and the file says how to build both
+    gan = torch.load(trained["gan"] / "models" / "model.pt", weights_only=True)
+    assert all(torch.equal(gan["state_dict"][k], state[f"generator.{k}"]) for k in gan["state_dict"])
+    assert model["architecture"]["args"]["generator"] == gan["architecture"]
+    assert model["architecture"]["args"]["encoder"]["args"]["resolution"] == 16
     assert (enc / "checkpoints" / "checkpoint_4.pt").exists()
     assert sorted(p.name for p in (enc / "samples").glob("recon_*.png"))
     assert any((enc / "tensorboard").iterdir())
     encoder_before = {k: v for k, v in state.items() if k.startswith("encoder.")}
     proc = trained["run"](
         "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(trained["gan"]),
-        "--output_dir", str(enc), "--iterations", "6", *trained["arch"], *trained["train"],
+        "--output_dir", str(enc), "--iterations", "6", *trained["train"],
     )  # fmt: skip
     assert "resumed from" in proc.stdout + proc.stderr and "checkpoint_4.pt" in proc.stdout + proc.stderr
     assert (enc / "checkpoints" / "checkpoint_6.pt").exists()
-    after = torch.load(trained["model"], weights_only=True)
+    after = torch.load(trained["model"], weights_only=True)["state_dict"]
     assert any(not torch.equal(encoder_before[k], after[k]) for k in encoder_before)
 
 
 def test_encoder_training_without_gan_run_names_the_missing_file(trained: dict, tmp_path: Path) -> None:
     proc = trained["run"](
         "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(tmp_path / "none"),
-        "--output_dir", str(tmp_path / "enc"), *trained["arch"], check=False,
+        "--output_dir", str(tmp_path / "enc"), check=False,
     )  # fmt: skip
     assert proc.returncode != 0
-    assert f"{tmp_path / 'none' / 'models' / 'model.pt'}: weights not found" in proc.stderr
+    assert f"{tmp_path / 'none' / 'models' / 'model.pt'}: model file not found" in proc.stderr
 
 
 def test_inference_on_a_nifti_file_keeps_shape_and_affine(trained: dict[str, Path], phantom: Path, tmp_path) -> None:
@@ -111,8 +119,9 @@ def test_inference_on_a_dicom_series(trained: dict[str, Path], tmp_path: Path) -
 def test_evaluate_writes_per_case_dice(trained: dict[str, Path], phantom: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     proc = trained["run"](
-        "run", "evaluating", "--config_file", str(CONFIGS / "evaluate.json"), "--dataset_dir", str(phantom / "mri"),
-        "--output_dir", str(out), "--model_path", str(trained["model"]), "--mode", "quick", *trained["arch"],
+        "run", "evaluating", "--config_file", f"['{CONFIGS / 'inference.json'}', '{CONFIGS / 'evaluate.json'}']",
+        "--dataset_dir", str(phantom / "mri"),
+        "--output_dir", str(out), "--model_path", str(trained["model"]), "--mode", "quick",
     )  # fmt: skip
     rows = list(csv.DictReader((out / "dice.csv").open()))
     assert [r["case"] for r in rows] == ["image_1", "image_2", "image_3", "mean", "std"]
@@ -126,15 +135,15 @@ def test_ckpt_export_traces_quick_mode(trained: dict[str, Path], tmp_path: Path)
     ts_path = tmp_path / "model.ts"
     trained["run"](
         "ckpt_export", "network_def", "--filepath", str(ts_path), "--ckpt_file", str(trained["model"]),
+        "--key_in_ckpt", "state_dict",
         "--meta_file", str(CONFIGS / "metadata.json"), "--config_file", str(CONFIGS / "inference.json"),
-        "--mode", "quick", "--use_trace", "True", "--input_shape", "[1,1,16,16]", *trained["arch"],
+        "--mode", "quick", "--use_trace", "True", "--input_shape", "[1,1,16,16]",
     )  # fmt: skip
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
-    parser.update({"mode": "quick", "model_path": str(trained["model"]), "resolution": 16, "z_dim": 16, "w_dim": 16})
-    parser.update({"mapping_layers": 1, "channel_base": 256, "channel_max": 16, "device": torch.device("cpu")})
+    parser.update({"mode": "quick", "model_path": str(trained["model"]), "device": torch.device("cpu")})
     net = parser.get_parsed_content("network")
     exported = torch.jit.load(str(ts_path))
     x = torch.rand(3, 1, 16, 16) * 2 - 1
@@ -187,14 +196,23 @@ def test_missing_checkpoint_and_other_resolution_fail_clearly(trained: dict[str,
     missing = tmp_path / "nope.pt"
     proc = trained["run"](
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
-        "--output_dir", str(out), "--model_path", str(missing), *trained["arch"], check=False,
+        "--output_dir", str(out), "--model_path", str(missing), check=False,
     )  # fmt: skip
     assert proc.returncode != 0 and str(missing) in proc.stderr and "not found" in proc.stderr
-    other = [a if a != "16" or i != 1 else "32" for i, a in enumerate(trained["arch"])]
+    # a 0.5.x file (a bare state dict) fails naming the file and how to state its architecture, then runs with it
+    legacy = tmp_path / "legacy.pt"
+    model = torch.load(trained["model"], weights_only=True)
+    torch.save(model["state_dict"], legacy)
     proc = trained["run"](
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
-        "--output_dir", str(out), "--model_path", str(trained["model"]), *other, check=False,
+        "--output_dir", str(out), "--model_path", str(legacy), check=False,
     )  # fmt: skip
     assert proc.returncode != 0
-    assert str(trained["model"]) in proc.stderr and "resolution 16" in proc.stderr and "built for 32" in proc.stderr
+    assert str(legacy) in proc.stderr and "0.5.x" in proc.stderr and "model_architecture" in proc.stderr
     assert not out.exists() or not any(out.iterdir())
+    trained["run"](
+        "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
+        "--output_dir", str(out), "--model_path", str(legacy),
+        "--model_architecture", json.dumps(model["architecture"]),
+    )  # fmt: skip
+    assert (out / "image_1_seg.nii.gz").exists()

@@ -41,7 +41,7 @@ TINY = [
     "2",
     "--sample_interval",
     "2",
-    "--label_mapping",
+    "--label_values",
     "chaos",
 ]
 
@@ -86,6 +86,7 @@ def run_bundle(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProc
     return proc
 
 
+@pytest.mark.slow
 def test_metadata_verifies_offline() -> None:
     if not SCHEMA.exists():
         pytest.skip(f"schema copy not found at {SCHEMA}")
@@ -110,6 +111,7 @@ def test_metadata_verifies_offline() -> None:
     assert proc.returncode == 0 and "metadata is verified with no error" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_training_writes_checkpoints_model_logs_and_samples(small_data: Path, tmp_path: Path) -> None:
     proc = run_bundle(bundle_command(tmp_path, small_data, 4))
     assert "SemanticGAN training finished: 4 iterations" in proc.stdout
@@ -139,6 +141,7 @@ def _params(path: Path) -> dict:
     return torch.load(path, weights_only=False)["generator"]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(small_data: Path, tmp_path: Path) -> None:
     straight = tmp_path / "straight"
     run_bundle(bundle_command(straight, small_data, 8))
@@ -173,6 +176,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(small_data: Path, tmp_
     torch.testing.assert_close(b["g_optimizer"]["state"][0]["exp_avg_sq"], exp_a)
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_gloo(small_data: Path, tmp_path: Path) -> None:
     """`torchrun` with two CPU processes (gloo): both ranks finish, rank 0 alone writes the outputs."""
     configs = f"['{BUNDLE / 'configs/train.json'}','{BUNDLE / 'configs/multi_gpu_train.json'}']"
@@ -226,9 +230,9 @@ def test_paper_override_builds_the_paper_networks() -> None:
     parser = ConfigParser()
     parser.read_config([str(BUNDLE / "configs/train.json"), str(BUNDLE / "configs/train_paper.json")])
     parser["bundle_root"] = str(BUNDLE)
-    g = parser.get_parsed_content("generator_def")
+    g = parser.get_parsed_content("generator")
     assert g.resolution == 256 and g.num_ws == 14 and g.w_dim == 512 and len(g.mapping.layers) == 8
     assert [g.channels(2**i) for i in range(2, 9)] == [512, 512, 512, 512, 512, 256, 128]
-    d = parser.get_parsed_content("joint_discriminator_def")
+    d = parser.get_parsed_content("joint_discriminator")
     assert d.scales[0].layers[0][0].out_channels == 64 and len(d.scales) == 3
     assert parser.get_parsed_content("batch_size") == 16 and parser.get_parsed_content("labeled_batch_size") == 16

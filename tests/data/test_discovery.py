@@ -109,7 +109,7 @@ def test_chaos_layout_converts_with_pngs_in_instance_order(tmp_path: Path) -> No
         discover_cases(tmp_path / "CHAOS")
     cases = discover_cases(tmp_path / "CHAOS", cache_dir=tmp_path / "cache")
     assert [c["case_id"] for c in cases] == ["t2spir_1"]
-    data = Compose(volume_transforms("mri", 32, label_mapping="chaos"))(cases[0])
+    data = Compose(volume_transforms("mri", 32, label_key="label", label_values="chaos"))(cases[0])
     # the label sits on the right slices: liver slices in the converted volume are the phantom's liver slices
     converted = (np.asarray(nib.load(cases[0]["label"]).dataobj) == 1).any(axis=(0, 1))
     expected = (case.label == 1).any(axis=(0, 1))
@@ -152,6 +152,6 @@ def test_truncated_nifti_fails_naming_the_file(phantom_dir: Path, tmp_path: Path
     before = sorted(p.name for p in folder.iterdir())
     cases = discover_cases(folder)
     with pytest.raises(Exception, match="image_2.nii.gz") as info:
-        make_slice_dataset(cases, "ct", 32, labeled=True, label_mapping="chaos")
+        make_slice_dataset(cases, "ct", 32, labeled=True, label_values="chaos")
     assert "image_2.nii.gz" in str(info.value)
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing written, nothing removed

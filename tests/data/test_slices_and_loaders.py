@@ -29,7 +29,7 @@ def test_round_trip_reproduces_the_label_volume(shared_data: Path) -> None:
         "label": str(shared_data / "chaos_t2spir/label_2.nii.gz"),
     }
     # at the native in-plane size (256) resizing is the identity, so slicing and stacking must be exact
-    data = Compose(volume_transforms("mri", 256, label_mapping="chaos"))(case)
+    data = Compose(volume_transforms("mri", 256, label_key="label", label_values="chaos"))(case)
     label = data["label"]
     slices = axial_slices(label)
     assert len(slices) == label.shape[-1] and slices[0].shape == label.shape[:3]
@@ -40,7 +40,7 @@ def test_round_trip_reproduces_the_label_volume(shared_data: Path) -> None:
 
 
 def test_volume_pipeline_on_real_ct_and_mri(shared_data: Path) -> None:
-    ct = Compose(volume_transforms("ct", 64, label_mapping="totalseg"))(
+    ct = Compose(volume_transforms("ct", 64, label_key="label", label_values="totalseg"))(
         {
             "image": str(shared_data / "totalseg/example_ct_sm.nii.gz"),
             "label": str(shared_data / "totalseg/example_seg.nii.gz"),
@@ -49,7 +49,7 @@ def test_volume_pipeline_on_real_ct_and_mri(shared_data: Path) -> None:
     assert ct["image"].shape == (1, 64, 64, 30) and ct["label"].shape == (1, 64, 64, 30)
     assert ct["image"].dtype == torch.float32 and float(ct["image"].min()) >= -1 and float(ct["image"].max()) <= 1
     assert sorted(torch.unique(ct["label"]).tolist()) == [0, 1]
-    mri = Compose(volume_transforms("mri", 64, keys=("image",)))(
+    mri = Compose(volume_transforms("mri", 64))(
         {"image": str(shared_data / "chaos_t2spir/image_3.nii.gz")}
     )
     assert mri["image"].shape[:3] == (1, 64, 64)
@@ -81,7 +81,7 @@ def test_loaders_deliver_batches_of_slices(phantom_dir: Path, tmp_path: Path) ->
     labeled, unlabeled = split_cases(cases, num_labeled=1, seed=0)
     assert len(labeled) == 1 and len(unlabeled) == 2 and all("label" not in c for c in unlabeled)
     lab = make_slice_loader(
-        make_slice_dataset(labeled, "ct", 32, labeled=True, label_mapping="chaos", slices_per_volume=6), 4
+        make_slice_dataset(labeled, "ct", 32, labeled=True, label_values="chaos", slices_per_volume=6), 4
     )
     unl = make_slice_loader(make_slice_dataset(unlabeled, "ct", 32, labeled=False, slices_per_volume=4), 4)
     batches = list(lab)
@@ -92,7 +92,7 @@ def test_loaders_deliver_batches_of_slices(phantom_dir: Path, tmp_path: Path) ->
     assert len(unl_batches) == 2 and "label" not in unl_batches[0]
     # the same seed gives the same slices
     again = make_slice_loader(
-        make_slice_dataset(labeled, "ct", 32, labeled=True, label_mapping="chaos", slices_per_volume=6), 4
+        make_slice_dataset(labeled, "ct", 32, labeled=True, label_values="chaos", slices_per_volume=6), 4
     )
     assert torch.equal(next(iter(again))["slice_index"], batches[0]["slice_index"])
 
@@ -118,7 +118,7 @@ def test_slices_go_back_to_the_input_grid(shared_data: Path) -> None:
         "image": str(shared_data / "totalseg/example_ct_sm.nii.gz"),
         "label": str(shared_data / "totalseg/example_seg.nii.gz"),
     }
-    transforms = Compose(volume_transforms("ct", 64, label_mapping="totalseg", track_meta=True))
+    transforms = Compose(volume_transforms("ct", 64, label_key="label", label_values="totalseg"))
     data = transforms(case)
     assert data["label"].shape == (1, 64, 64, 30)
     # a "prediction" made slice by slice at the generator's resolution, stacked back
@@ -141,7 +141,7 @@ def test_loaders_read_dicom_series_folders(tmp_path: Path) -> None:
     cases = discover_cases(tmp_path / "ct")
     assert [Path(c["image"]).is_dir() for c in cases] == [True, True]
     assert [c["image"] for c in cases] == [x["image"] for x in lists["ct"]]
-    batch = next(iter(make_slice_loader(make_slice_dataset(cases, "ct", 16, True, label_mapping="chaos"), 4)))
+    batch = next(iter(make_slice_loader(make_slice_dataset(cases, "ct", 16, True, label_values="chaos"), 4)))
     assert batch["image"].shape == (4, 1, 16, 16) and float(batch["image"].min()) >= -1.0
     assert set(torch.unique(batch["label"]).tolist()) <= {0, 1}
 
@@ -149,9 +149,9 @@ def test_loaders_read_dicom_series_folders(tmp_path: Path) -> None:
 def test_affine_augmentation_moves_image_and_label_together(shared_data: Path) -> None:
     case = [{"image": str(shared_data / "chaos_t2spir" / f"image_{n}.nii.gz"),
              "label": str(shared_data / "chaos_t2spir" / f"label_{n}.nii.gz")} for n in (1,)]  # fmt: skip
-    plain = make_slice_dataset(case, "mri", 64, True, slices_per_volume=24, flip_prob=0.0, label_mapping="chaos")
+    plain = make_slice_dataset(case, "mri", 64, True, slices_per_volume=24, flip_prob=0.0, label_values="chaos")
     moved = make_slice_dataset(
-        case, "mri", 64, True, slices_per_volume=24, flip_prob=0.0, affine_prob=1.0, label_mapping="chaos"
+        case, "mri", 64, True, slices_per_volume=24, flip_prob=0.0, affine_prob=1.0, label_values="chaos"
     )
     plain.volumes.transform.set_random_state(3)
     moved.volumes.transform.set_random_state(3)
@@ -177,7 +177,7 @@ def test_slices_keep_laterality_unless_flips_are_asked_for(shared_data: Path) ->
     def right_share(flip_prob: float | None) -> float:
         kwargs = {} if flip_prob is None else {"flip_prob": flip_prob}
         ds = make_slice_dataset(
-            case, "mri", 64, True, slices_per_volume=16, fg_ratio=1.0, label_mapping="chaos", **kwargs
+            case, "mri", 64, True, slices_per_volume=16, fg_ratio=1.0, label_values="chaos", **kwargs
         )
         ds.volumes.transform.set_random_state(0)
         label = torch.stack([ds[i]["label"] for i in range(16)])

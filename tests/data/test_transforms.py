@@ -10,7 +10,7 @@ import pytest
 import torch
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
-from monai_semgan.data import CheckVolumed, CTWindowd, MRIPercentileNormalized, RemapLabelsd
+from monai_semgan.data import CheckVolumed, CTWindowd, MRIPercentileNormalized, RemapLabelsd, parse_label_values
 
 
 def load(paths: dict[str, Path]) -> dict:
@@ -63,8 +63,8 @@ def test_liver_remapped_to_one(shared_data: Path, label_file: str, mapping: str,
 def test_values_outside_the_mapping_are_refused_with_the_file_name(shared_data: Path) -> None:
     data = load({"label": shared_data / "totalseg" / "example_seg.nii.gz"})
     with pytest.raises(ValueError, match=r"example_seg.nii.gz: label values \[1, 2"):
-        RemapLabelsd("label", {0: 0, 5: 1})(data)
-    with pytest.raises(ValueError, match="unknown label mapping"):
+        RemapLabelsd("label", {0: 0, 5: 1}, others=None)(data)
+    with pytest.raises(ValueError, match="label_values 'acdc'"):
         RemapLabelsd("label", "acdc")
     with pytest.raises(ValueError, match="must lie in"):
         RemapLabelsd("label", {5: 3}, num_classes=2)
@@ -74,6 +74,43 @@ def test_lits_tumour_counts_as_liver() -> None:
     label = torch.tensor([[[[0, 1, 2]]]], dtype=torch.float32)
     out = RemapLabelsd("label", "lits")({"label": label})["label"]
     assert out.flatten().tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        (6, {6: 1}),
+        ("6", {6: 1}),
+        ([1, 6], {1: 1, 6: 1}),
+        ("[1, 6]", {1: 1, 6: 1}),
+        ("1,6", {1: 1, 6: 1}),
+        ({"6": 1}, {6: 1}),
+        ('{"6": 1, "2": 2}', {6: 1, 2: 2}),
+        ("btcv", {6: 1}),
+        ("BTCV", {6: 1}),
+        ("totalseg", {5: 1}),
+        ("chaos", {1: 1}),
+        ("lits", {1: 1, 2: 1}),
+    ],
+)
+def test_label_values_accept_a_value_a_list_a_mapping_or_a_name(spec: object, expected: dict) -> None:
+    assert parse_label_values(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["liver", 1.5, [], True, "x,y", [1, "a"]])
+def test_bad_label_values_are_refused_with_the_accepted_forms(spec: object) -> None:
+    with pytest.raises(ValueError, match="label_values"):
+        parse_label_values(spec)
+
+
+def test_btcv_liver_on_a_real_label(shared_data: Path) -> None:
+    path = shared_data / "btcv_ct" / "label_0.nii.gz"
+    if not path.exists():
+        pytest.skip("no BTCV labels in ../shared/data")
+    data = load({"label": path})
+    raw = data["label"].clone()
+    out = RemapLabelsd("label", 6)(data)["label"]
+    assert torch.equal(out.bool(), raw == 6) and int(out.sum()) > 0
 
 
 def _write(path: Path, array: np.ndarray, affine: np.ndarray | None = None) -> Path:

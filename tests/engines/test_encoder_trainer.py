@@ -27,7 +27,7 @@ def make_trainer(cases: list[dict], **kwargs) -> tuple[EncoderTrainer, list[torc
     """A tiny trainer whose encoder records every input it is given."""
     torch.manual_seed(0)
     labeled, unlabeled = split_cases(cases, 1, 0)
-    lab = make_slice_loader(make_slice_dataset(labeled, "ct", R, True, label_mapping="chaos", slices_per_volume=2), 2)
+    lab = make_slice_loader(make_slice_dataset(labeled, "ct", R, True, label_values="chaos", slices_per_volume=2), 2)
     unl = make_slice_loader(make_slice_dataset(unlabeled, "ct", R, False, slices_per_volume=2), 2)
     g = SemanticGenerator(
         R, z_dim=16, w_dim=16, mapping_layers=1, channel_base=256, channel_multiplier=1, channel_max=16
@@ -69,33 +69,3 @@ def test_without_input_augmentation_the_encoder_sees_the_slices(phantom_cases: l
 def test_geometric_input_augmentation_is_refused(phantom_cases: list[dict], policy: str) -> None:
     with pytest.raises(ValueError, match="input_augment must be photometric"):
         make_trainer(phantom_cases, input_augment=policy)
-
-
-def test_sampled_pairs_are_embedded_and_weighted(phantom_cases: list[dict]) -> None:
-    trainer, seen = make_trainer(phantom_cases, sampled_weight=0.5, perceptual_weight=0.0)
-    drawn: list[torch.Tensor] = []
-    # generator(z) runs only for the sampled pairs; the reconstructions call generator.synthesis directly
-    trainer.generator.register_forward_hook(lambda _, args, out: drawn.append(out[0].detach().clone()))
-    outputs: list[dict] = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
-    trainer.run()
-    assert len(seen) == 6 and len(drawn) == 2  # unlabeled, labeled and sampled batch per iteration
-    assert torch.equal(seen[2], drawn[0]) and torch.equal(seen[5], drawn[1])
-    assert not torch.equal(drawn[0], drawn[1])  # fresh Z every iteration
-    for out in outputs:
-        assert out["loss_sampled"] > 0
-        rest = out["loss_mse"] + out["loss_label"]
-        assert out["loss"] == pytest.approx(rest + 0.5 * out["loss_sampled"], rel=1e-5)
-
-
-def test_without_sampled_pairs_nothing_is_drawn(phantom_cases: list[dict]) -> None:
-    trainer, seen = make_trainer(phantom_cases)
-    drawn: list[torch.Tensor] = []
-    trainer.generator.register_forward_hook(lambda _, args, out: drawn.append(out[0]))
-    trainer.run()
-    assert len(seen) == 4 and not drawn and "loss_sampled" not in trainer.state.output
-
-
-def test_negative_sampled_weight_is_refused(phantom_cases: list[dict]) -> None:
-    with pytest.raises(ValueError, match="sampled_weight"):
-        make_trainer(phantom_cases, sampled_weight=-1.0)

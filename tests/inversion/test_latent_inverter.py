@@ -23,7 +23,6 @@ from monai_semgan.inversion import (
     LatentInverter,
     inversion_learning_rate,
     noise_regularization,
-    smooth_across_slices,
 )
 from monai_semgan.networks import LatentEncoder, SemanticGenerator
 
@@ -195,26 +194,6 @@ def test_quick_mode_is_the_encoder_and_const_noise() -> None:
     # the ``steps`` argument of invert overrides the inverter's
     again = LatentInverter(g, e, steps=5).invert(x, steps=0)
     assert torch.equal(again.ws, ws) and again.steps.tolist() == [0, 0, 0]
-
-
-def test_slice_sigma_smooths_the_start_within_each_chunk() -> None:
-    g = make_generator()
-    e = make_encoder(g)
-    x = torch.rand(6, 1, R, R) * 2 - 1
-    with torch.no_grad():
-        ws = e(x)
-    result = LatentInverter(g, e, steps=0, slice_sigma=1.0).invert(x)
-    assert torch.allclose(result.ws, smooth_across_slices(ws, 1.0), atol=1e-6)
-    assert not torch.allclose(result.ws, ws, atol=1e-3)
-    with torch.no_grad():
-        assert torch.allclose(result.label_logits, g.synthesis(result.ws, noise_mode="const")[1], atol=1e-5)
-    # slices are neighbours only within a chunk
-    chunked = LatentInverter(g, e, steps=0, slice_sigma=1.0, chunk_size=3).invert(x)
-    expected = torch.cat([smooth_across_slices(ws[:3], 1.0), smooth_across_slices(ws[3:], 1.0)])
-    assert torch.allclose(chunked.ws, expected, atol=1e-6)
-    # optimization starts from the smoothed latents: with a zero learning rate it stays there
-    held = LatentInverter(g, e, steps=2, lr=0.0, slice_sigma=1.0, perceptual="none").invert(x)
-    assert torch.allclose(held.ws, result.ws, atol=1e-6)
 
 
 def test_quick_mode_without_encoder_starts_at_the_mean_w() -> None:
@@ -408,7 +387,6 @@ def test_requires_grad_flags_are_restored_when_inversion_fails() -> None:
         ({"chunk_size": -2}, "chunk_size"),
         ({"early_stop_patience": 0}, "early_stop_patience"),
         ({"early_stop_patience": -1}, "early_stop_patience"),
-        ({"slice_sigma": -1.0}, "slice_sigma"),
         ({"perceptual": "vgg"}, "perceptual"),
         ({"perceptual": "lpips"}, "lpips"),
     ],
@@ -423,17 +401,3 @@ def test_wrong_image_shape_raises(shape: tuple[int, ...]) -> None:
     inverter = LatentInverter(make_generator(), None, steps=0)
     with pytest.raises(ValueError, match="expected images"):
         inverter.invert(torch.zeros(shape))
-
-
-def test_w_space_shares_one_latent_across_layers_and_batches_exactly() -> None:
-    g, e = double_pair()
-    x = generated_images(g, 3)
-    result = LatentInverter(g, e, steps=6, perceptual="none", latent_space="w", chunk_size=3).invert(x)
-    # every layer of a slice carries the same W, and it moved from the encoder's mean latent
-    torch.testing.assert_close(result.ws, result.ws[:, :1].expand_as(result.ws), atol=0, rtol=0)
-    start = e(x).mean(dim=1)
-    assert (result.ws[:, 0] - start).abs().amax() > 1e-4
-    single = LatentInverter(g, e, steps=6, perceptual="none", latent_space="w", chunk_size=1).invert(x)
-    assert_results_close(result, single)
-    with pytest.raises(ValueError, match="latent_space"):
-        LatentInverter(g, e, latent_space="z")

@@ -30,14 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "liver_ct"
 
 
-def _arch(tiny_model: dict) -> dict:
-    a = tiny_model["arch"]
-    return {a[i][2:]: int(a[i + 1]) for i in range(0, len(a), 2)}
-
-
 @pytest.fixture(scope="module")
 def task(tiny_model: dict) -> SemanticGanInferTask:
-    return SemanticGanInferTask(BUNDLE, [tiny_model["model"]], {**_arch(tiny_model), "mode": "quick"})
+    # no architecture override: the task builds the network from the model file
+    return SemanticGanInferTask(BUNDLE, [tiny_model["model"]], {"mode": "quick"})
 
 
 def test_bundle_labels(tmp_path: Path) -> None:
@@ -50,6 +46,7 @@ def test_bundle_labels(tmp_path: Path) -> None:
         bundle_labels(tmp_path / "nope")
 
 
+@pytest.mark.slow  # the tiny model is trained by bundle commands in subprocesses
 def test_image_path_is_held_aside_from_spacing(task: SemanticGanInferTask, tiny_model: dict) -> None:
     path = str(tiny_model["phantom"] / "mri" / "image_1.nii.gz")
     transforms = [LoadImaged("image"), EnsureChannelFirstd("image"), Spacingd("image", pixdim=(12.0, 12.0, 20.0))]
@@ -61,6 +58,7 @@ def test_image_path_is_held_aside_from_spacing(task: SemanticGanInferTask, tiny_
     assert data["image"].shape[0] == 1
 
 
+@pytest.mark.slow  # the tiny model is trained by bundle commands in subprocesses
 def test_a_whole_inference_call(task: SemanticGanInferTask, tiny_model: dict) -> None:
     path = tiny_model["phantom"] / "mri" / "image_2.nii.gz"
     result_file, result = task({"image": str(path), "device": "cpu"})

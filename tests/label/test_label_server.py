@@ -35,6 +35,9 @@ BUNDLE = ROOT / "bundles" / "liver_ct"
 CHAOS = ROOT.parent / "shared" / "data" / "chaos_t2spir"
 TIMEOUT = 300  # seconds for any single request (inference on CPU, a short training)
 
+# a MONAI Label server in a subprocess, serving the tiny model the bundle commands train (tests/conftest.py)
+pytestmark = pytest.mark.slow
+
 
 def _tail(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")[-4000:]

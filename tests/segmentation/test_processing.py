@@ -25,7 +25,7 @@ from ignite.engine import Engine
 from monai.data import decollate_batch, list_data_collate
 from monai.transforms import EnsureChannelFirstd
 
-from monai_semgan.data import CheckAxialSlicesd, LoadVolumed, write_phantom_dataset
+from monai_semgan.data import CheckAxialSlicesd, LoadVolumed, volume_preprocessing, write_phantom_dataset
 from monai_semgan.segmentation import (
     AtomicNibabelWriter,
     DiceReport,
@@ -33,7 +33,6 @@ from monai_semgan.segmentation import (
     labeled_volumes,
     list_volumes,
     segmentation_postprocessing,
-    segmentation_preprocessing,
 )
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -125,7 +124,7 @@ def test_preprocessing_rejects_a_constant_image(tmp_path: Path) -> None:
     path = tmp_path / "flat.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((16, 16, 8), np.float32), np.eye(4)), str(path))
     with pytest.raises(RuntimeError) as err:
-        segmentation_preprocessing("mri", 16)({"image": str(path)})
+        volume_preprocessing("mri", 16)({"image": str(path)})
     assert "constant image" in repr(err.value.__cause__) and str(path) in repr(err.value.__cause__)
 
 
@@ -139,7 +138,7 @@ def test_round_trip_restores_the_input_grid(tmp_path: Path) -> None:
     affine = np.array([[-1.5, 0, 0, 20.0], [0, 1.5, 0, -7.0], [0, 0, 4.0, 3.0], [0, 0, 0, 1]])  # LAS
     source = tmp_path / "in.nii.gz"
     nib.save(nib.Nifti1Image(data, affine), str(source))
-    pre = segmentation_preprocessing("mri", 32)
+    pre = volume_preprocessing("mri", 32)
     item = pre({"image": str(source)})
     assert tuple(item["image"].shape) == (1, 32, 32, 10)
     # logits whose sigmoid is ~1 on the bright block, ~0 elsewhere
@@ -219,7 +218,7 @@ def test_postprocessing_keeps_the_largest_component(tmp_path: Path) -> None:
     data += np.random.default_rng(2).normal(0, 1, data.shape).astype(np.float32)
     source = tmp_path / "two.nii.gz"
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(source))
-    pre = segmentation_preprocessing("mri", 32)
+    pre = volume_preprocessing("mri", 32)
     for keep, name in ((True, "kept"), (False, "all")):
         batch = list_data_collate([pre({"image": str(source)})])
         batch["pred"] = batch["image"] * 20
