@@ -15,8 +15,8 @@ labeled and unlabeled loaders, (3) slices per second consumed by the default CPU
 (unlabeled + labeled slices per iteration, lazy regularization amortized over 16 iterations), and the data share of a
 training iteration.
 
-    python benchmarks/data_pipeline.py --data phantom            # the bundle's default data
-    python benchmarks/data_pipeline.py --data ../shared/data/chaos_t2spir --modality mri --label_mapping chaos
+    python -m benchmarks.data_pipeline --data phantom            # the bundle's default data
+    python -m benchmarks.data_pipeline --data ../shared/data/chaos_t2spir --modality mri --label_values chaos
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="phantom", help="'phantom' (10 cases, like the bundle) or a data folder")
     parser.add_argument("--modality", default="ct")
-    parser.add_argument("--label_mapping", default="chaos")
+    parser.add_argument("--label_values", "--label_mapping", default="chaos", help="which label values are the organ")
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8, help="unlabeled and labeled slices per iteration each")
     parser.add_argument("--num_labeled", type=int, default=2)
@@ -72,7 +72,7 @@ def main() -> None:
     labeled, unlabeled = split_cases(cases, args.num_labeled, 0)
 
     start = time.perf_counter()
-    lab = make_slice_dataset(labeled, args.modality, args.resolution, True, label_mapping=args.label_mapping)
+    lab = make_slice_dataset(labeled, args.modality, args.resolution, True, label_values=args.label_values)
     unl = make_slice_dataset(unlabeled, args.modality, args.resolution, False)
     cache_s = time.perf_counter() - start
     loader = PairedSliceLoader(

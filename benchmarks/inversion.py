@@ -18,7 +18,7 @@ are (largest difference of the label probability, Dice between the two masks).
 Part 2, quality: 3-D Dice (on the input grid, as evaluate.json measures it) of the volumes of a labeled folder against
 the number of optimization steps, written as a CSV and plotted (``--plot``).
 
-    python benchmarks/inversion.py --model bundles/liver_ct/runs/encoder/models/model.pt \
+    python -m benchmarks.inversion --model bundles/liver_ct/runs/encoder/models/model.pt \
         --volume ../shared/data/chaos_t2spir/image_1.nii.gz --steps 100 \
         --dice_dir ../shared/data/chaos_t2spir --dice_steps 0 25 50 100 200 \
         --csv docs/figures/dice_vs_steps.csv --plot docs/figures/dice_vs_steps.png
@@ -42,13 +42,9 @@ from monai.data import decollate_batch, list_data_collate
 from monai.inferers import SliceInferer
 from monai.metrics import compute_dice
 
+from monai_semgan.data import volume_preprocessing
 from monai_semgan.networks import LatentEncoder, SemanticGenerator, load_network_weights
-from monai_semgan.segmentation import (
-    SemanticSegmenter,
-    labeled_volumes,
-    segmentation_postprocessing,
-    segmentation_preprocessing,
-)
+from monai_semgan.segmentation import SemanticSegmenter, labeled_volumes, segmentation_postprocessing
 
 
 def build_segmenter(args: argparse.Namespace) -> SemanticSegmenter:
@@ -68,7 +64,7 @@ def build_segmenter(args: argparse.Namespace) -> SemanticSegmenter:
 
 def volume_slices(path: str, args: argparse.Namespace) -> torch.Tensor:
     """The preprocessed axial slices of one volume, ``[D, 1, R, R]``."""
-    item = segmentation_preprocessing(args.modality, args.resolution)({"image": path})
+    item = volume_preprocessing(args.modality, args.resolution)({"image": path})
     return item["image"].as_tensor().permute(3, 0, 1, 2).contiguous()
 
 
@@ -133,7 +129,7 @@ def self_consistency(net: SemanticSegmenter, args: argparse.Namespace) -> list[d
 
 def dice_curve(net: SemanticSegmenter, args: argparse.Namespace) -> list[dict]:
     cases = labeled_volumes(args.dice_dir)[: args.dice_cases or None]
-    pre = segmentation_preprocessing(args.modality, args.resolution, label_key="label", label_values=args.label_values)
+    pre = volume_preprocessing(args.modality, args.resolution, label_key="label", label_values=args.label_values)
     # evaluate.json's own postprocessing (masks go to a scratch folder), so the Dice is the one users get
     scratch = tempfile.TemporaryDirectory()
     post = segmentation_postprocessing(pre, scratch.name)

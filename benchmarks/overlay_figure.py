@@ -11,7 +11,7 @@
 """Figure: axial slices of a volume with the reference liver (green contour) and a predicted mask (red fill), as
 written by ``configs/inference.json`` or ``configs/evaluate.json``.
 
-    python benchmarks/overlay_figure.py --image ../shared/data/chaos_t2spir/image_1.nii.gz \
+    python -m benchmarks.overlay_figure --image ../shared/data/chaos_t2spir/image_1.nii.gz \
         --label ../shared/data/chaos_t2spir/label_1.nii.gz --label_values 1 \
         --pred runs/eval/image_1_seg.nii.gz --out docs/figures/chaos_image_1_overlay.png
 """

@@ -27,7 +27,7 @@ per tag, K, method and test set; rows of other tags already in the file are kept
 in ``--report_dir``.
 
     D=../shared/data
-    python benchmarks/quality.py --train_dir $D/chaos_t2spir --modality mri --label_values 1 --test_name chaos_t2 \
+    python -m benchmarks.quality --train_dir $D/chaos_t2spir --modality mri --label_values 1 --test_name chaos_t2 \
         --ood totalseg_mr mri 5 $D/totalseg/example_mr_sm.nii.gz=$D/totalseg/example_seg_mr.nii.gz \
         --ood totalseg_ct ct 5 $D/totalseg/example_ct_sm.nii.gz=$D/totalseg/example_seg.nii.gz \
         --out runs/quality --report_dir docs/figures/quality --tag default [--quick]
@@ -60,9 +60,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from monai_semgan.atomic_write import atomic_path
 from monai_semgan.data import discover_cases
 from monai_semgan.data.discovery import write_json_atomic
+from monai_semgan.evaluation import METHODS, dice_markdown, merge_history, plot_dice_bars, summarize, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "liver_ct"
@@ -73,7 +73,6 @@ PROTOCOLS = {
     "quick": {"gan_iterations": 150, "encoder_iterations": 100, "optimize_steps": 20},
     "full": {"gan_iterations": 1800, "encoder_iterations": 400, "optimize_steps": 100},
 }
-METHODS = ("semgan_quick", "semgan_optimize", "unet")
 
 
 def parse_pairs(spec: str) -> list[dict[str, str]]:
@@ -323,108 +322,6 @@ def reusable_unet(unet_dir: Path, command: Sequence[str], datalist: Path, budget
     return ""
 
 
-def summarize(rows: Sequence[dict]) -> list[dict]:
-    """Mean and std of Dice, mean HD95 (over cases where both masks are non-empty) per tag, K, method and set."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["tag"], int(r["K"]), r["method"], r["test_set"]), []).append(r)
-    out = []
-    for (tag, k, method, test_set), rs in groups.items():
-        dice = np.array([float(r["dice"]) for r in rs])
-        hd = np.array([float(r["hd95_mm"]) for r in rs])
-        out.append({
-            "tag": tag, "K": k, "method": method, "test_set": test_set, "domain": rs[0]["domain"], "cases": len(rs),
-            "dice_mean": round(float(dice.mean()), 4), "dice_std": round(float(dice.std()), 4),
-            "hd95_mean_mm": round(float(np.nanmean(hd)), 2) if np.isfinite(hd).any() else "",
-            "empty_predictions": int(np.isnan(hd).sum()), "train_min": round(float(rs[0]["train_min"]), 1),
-        })  # fmt: skip
-    return out
-
-
-def write_csv(rows: Sequence[dict], path: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-
-
-def merge_history(summary: list[dict], path: Path) -> list[dict]:
-    """Rows of ``path`` from other tags, then ``summary`` (a rerun of a tag replaces its rows)."""
-    tags = {r["tag"] for r in summary}
-    old = []
-    if path.exists():
-        with open(path, encoding="utf-8") as f:
-            old = [r for r in csv.DictReader(f) if r["tag"] not in tags]
-    return old + list(summary)
-
-
-def evaluated_methods(rows: Sequence[dict]) -> list[str]:
-    """The methods of ``METHODS`` that ``rows`` hold results for, in ``METHODS`` order (a run may leave some out)."""
-    present = {r["method"] for r in rows}
-    return [m for m in METHODS if m in present]
-
-
-def plot(summary: Sequence[dict], tag: str, path: Path, title: str = "") -> None:
-    """Grouped bars of mean Dice (std as error bars): one panel per K, test sets along x, one bar per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in summary if r["tag"] == tag]
-    ks = sorted({int(r["K"]) for r in rows})
-    sets = list(dict.fromkeys(r["test_set"] for r in rows))
-    labels = {"semgan_quick": "SemanticGAN (encoder)", "semgan_optimize": "SemanticGAN (optimize)", "unet": "U-Net"}
-    methods = evaluated_methods(rows)
-    fig, axes = plt.subplots(1, len(ks), figsize=(4.5 * len(ks), 3.6), sharey=True, squeeze=False)
-    width = 0.8 / len(methods)
-    for ax, k in zip(axes[0], ks):
-        for i, method in enumerate(methods):
-            values = {r["test_set"]: r for r in rows if int(r["K"]) == k and r["method"] == method}
-            x = np.arange(len(sets)) + (i - (len(methods) - 1) / 2) * width
-            mean = [float(values[s]["dice_mean"]) if s in values else np.nan for s in sets]
-            std = [float(values[s]["dice_std"]) if s in values else 0.0 for s in sets]
-            colour = f"C{METHODS.index(method)}"  # a method keeps its colour when a run leaves others out
-            ax.bar(x, mean, width, yerr=std, capsize=2, label=labels[method], color=colour)
-        ax.set_xticks(np.arange(len(sets)), sets)
-        ax.set_title(f"K = {k} labeled case{'s' if k > 1 else ''}")
-        ax.set_ylim(0, 1)
-        ax.grid(axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("3-D Dice (mean, std)")
-    axes[0][-1].legend(fontsize=8, loc="upper right")
-    fig.suptitle(title or f"Liver, {tag}", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-
-
-def markdown(summary: Sequence[dict]) -> str:
-    """One table per tag: K and test set down, methods across; cells ``Dice mean (std), HD95 mm``."""
-    names = {"semgan_quick": "SemanticGAN, encoder", "semgan_optimize": "SemanticGAN, optimize", "unet": "U-Net"}
-    lines = []
-    for tag in dict.fromkeys(r["tag"] for r in summary):
-        rows = [r for r in summary if r["tag"] == tag]
-        methods = evaluated_methods(rows)
-        lines += [f"tag `{tag}`:", "", "| K | test set | " + " | ".join(names[m] for m in methods) + " |",
-                  "|---|---|" + "---:|" * len(methods)]  # fmt: skip
-        for k in dict.fromkeys(int(r["K"]) for r in rows):
-            for test_set in dict.fromkeys(r["test_set"] for r in rows):
-                cells = {r["method"]: r for r in rows if int(r["K"]) == k and r["test_set"] == test_set}
-                text = [
-                    f"{float(c['dice_mean']):.3f} ({float(c['dice_std']):.3f}), {c['hd95_mean_mm'] or '-'}"
-                    if (c := cells.get(m))
-                    else ""
-                    for m in methods
-                ]
-                lines.append(f"| {k} | {test_set} | " + " | ".join(text) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train_dir", required=True, help="labeled (and unlabeled) training cases")
@@ -475,8 +372,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_csv(merge_history(rows, report / f"cases{suffix}.csv"), report / f"cases{suffix}.csv")
     protocol = "quick" if args.quick else "full"
     title = f"Liver 3-D Dice, tag '{args.tag}', {protocol} protocol; in domain: {args.test_name}"
-    plot(history, args.tag, report / f"quality_{args.tag}{suffix}.png", title)
-    print(markdown(summary))
+    plot_dice_bars(history, args.tag, report / f"quality_{args.tag}{suffix}.png", title)
+    print(dice_markdown(summary))
     print(f"total {(time.perf_counter() - start) / 60:.1f} min; report in {report}", flush=True)
 
 

@@ -20,7 +20,7 @@
   the generator's grid, the same in every axial slice, thresholded where it fits those volumes best, then mapped back
   and scored like every method (``eval/position_prior/<test set>/``). A method that beats it reads the image.
 
-    python benchmarks/quality_diagnostics.py --run runs/quality/default/full/k1 \
+    python -m benchmarks.quality_diagnostics --run runs/quality/default/full/k1 \
         --csv docs/figures/quality/diagnostics_default_k1.csv --plot docs/figures/quality/diagnostics_default_k1.png
 
 The run folder is one K of a quality run (``<out>/<tag>/<protocol>/k<K>``); the architecture is read from the
@@ -30,32 +30,40 @@ bundle's ``evaluate.json`` with ``--set KEY=VALUE`` overrides, as in the run.
 from __future__ import annotations
 
 import argparse
-import ast
-import csv
 import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
-from monai.transforms import Compose, EnsureChannelFirstd, Lambdad, LoadImaged, Resized
-from quality import write_csv  # the sibling script: benchmarks/ is on sys.path
 
 from monai_semgan.atomic_write import atomic_path
-from monai_semgan.data import SquareAxialPadd, make_slice_dataset, orient_ras, read_split
-from monai_semgan.segmentation import case_scores, segmentation_postprocessing, write_dice_csv
+from monai_semgan.data import make_slice_dataset, parse_label_values, read_split
+from monai_semgan.evaluation import (
+    axial_profiles,
+    fit_position_prior,
+    in_plane_voxel_cm2,
+    load_masks,
+    outside_share,
+    plot_area_profiles,
+    read_case_dice,
+    segment_with_prior,
+    select_prior_threshold,
+    volume_ratio_and_offset,
+    write_csv,
+)
+from monai_semgan.segmentation import case_scores, write_dice_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "bundles" / "liver_ct" / "configs"
 
 
-def evaluation_config(model: Path | None, modality: str, label_values: Sequence[int], overrides: dict) -> ConfigParser:
-    """``evaluate.json`` as the run's evaluation read it (its network is only built when asked for)."""
+def evaluation_config(model: Path, modality: str, label_values: Sequence[int], overrides: dict) -> ConfigParser:
+    """``inference.json`` + ``evaluate.json`` as the run's evaluation read them (the network is only built when asked
+    for; the resolution, and so the preprocessing, may be read off it)."""
     parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "evaluate.json"))
+    parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "evaluate.json")])
     parser.update({"bundle_root": str(ROOT / "bundles" / "liver_ct"), "model_path": str(model), "modality": modality,
                    "label_values": list(label_values), "output_dir": "", **overrides})  # fmt: skip
     return parser
@@ -68,10 +76,13 @@ def eval_settings(run: Path, set_name: str) -> tuple[str, list[int]]:
     return cmd[cmd.index("--modality") + 1], json.loads(cmd[cmd.index("--label_values") + 1])
 
 
-def gan_settings(gan_dir: Path) -> tuple[str, dict]:
-    """The modality and label mapping the GAN in ``gan_dir`` trained with."""
+def gan_settings(gan_dir: Path) -> tuple[str, dict[int, int]]:
+    """The modality and the label values (source value -> class) the GAN in ``gan_dir`` trained with: its command's
+    ``--label_values``, or the ``--label_mapping`` of runs made before the bundle took ``label_values``, or the
+    bundle's default (1)."""
     cmd = json.loads((gan_dir / "done.json").read_text(encoding="utf-8"))["command"]
-    return cmd[cmd.index("--modality") + 1], ast.literal_eval(cmd[cmd.index("--label_mapping") + 1])
+    spec = next((cmd[cmd.index(o) + 1] for o in ("--label_values", "--label_mapping") if o in cmd), 1)
+    return cmd[cmd.index("--modality") + 1], parse_label_values(spec)
 
 
 def load_segmenter_and_preprocessing(model: Path, modality: str, label_values: Sequence[int], overrides: dict):
@@ -90,59 +101,6 @@ def reconstruction_error(segmenter, image: torch.Tensor) -> float:
     return float((recon - slices).square().mean())
 
 
-def load_masks(seg_path: Path, label_path: Path, label_values: Sequence[int]):
-    """The predicted and reference masks (boolean arrays on the input grid) with their images."""
-    seg, ref_image = nib.load(seg_path), nib.load(label_path)
-    pred = np.asarray(seg.dataobj) > 0
-    ref = np.isin(np.asarray(ref_image.dataobj).round().astype(int), list(label_values))
-    return seg, pred, ref_image, ref
-
-
-def volume_ratio_and_offset(seg, pred: np.ndarray, ref_image, ref: np.ndarray) -> tuple[float, float]:
-    """Predicted / reference volume, and how far right (mm, world RAS x) the prediction's centroid lies of the
-    reference's: about minus the body's half width when the other side (the spleen) is segmented."""
-    offset = float("nan")
-    if pred.any() and ref.any():  # nibabel affines map to RAS+ world coordinates: +x is the patient's right
-        centre = [
-            img.affine[:3, :3] @ np.argwhere(m).mean(0) + img.affine[:3, 3]
-            for img, m in ((seg, pred), (ref_image, ref))
-        ]
-        offset = float(centre[0][0] - centre[1][0])
-    return float(pred.sum() / max(ref.sum(), 1)), round(offset, 1)
-
-
-def axial_axis(image) -> int:
-    """The array axis of a NIfTI image that runs along the body (its affine's S or I axis)."""
-    return [i for i, code in enumerate(nib.aff2axcodes(image.affine)) if code in "SI"][0]
-
-
-def in_plane_voxel_cm2(image) -> float:
-    """The area of one voxel in an axial slice, in cm^2."""
-    sizes = nib.affines.voxel_sizes(image.affine)
-    return float(np.prod([sizes[i] for i in range(3) if i != axial_axis(image)])) / 100
-
-
-def axial_profiles(pred: np.ndarray, ref_image, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Voxels per axial slice of the prediction and of the reference, from the feet to the head (the affine says
-    which array axis is axial and which way it runs)."""
-    codes = nib.aff2axcodes(ref_image.affine)
-    axial = axial_axis(ref_image)
-    other = tuple(i for i in range(3) if i != axial)
-    order = slice(None, None, -1 if codes[axial] == "I" else 1)
-    return pred.sum(axis=other)[order], ref.sum(axis=other)[order]
-
-
-def share_outside_organ_slices(pred: np.ndarray, ref_image, ref: np.ndarray) -> float:
-    """Share of the predicted voxels that lie in axial slices where the reference has no organ at all: a slice-wise
-    model that draws the organ into every slice of the abdomen scores high here."""
-    return outside_share(*axial_profiles(pred, ref_image, ref))
-
-
-def outside_share(per_slice: np.ndarray, ref_per_slice: np.ndarray) -> float:
-    """:func:`share_outside_organ_slices` from the two axial profiles."""
-    return float(per_slice[ref_per_slice == 0].sum() / max(per_slice.sum(), 1))
-
-
 @torch.no_grad()
 def generated_liver_fraction(segmenter, samples: int = 256, seed: int = 0) -> tuple[float, float]:
     """Mean fraction of generated pixels labeled liver, and the share of samples with any."""
@@ -154,65 +112,27 @@ def generated_liver_fraction(segmenter, samples: int = 256, seed: int = 0) -> tu
 
 
 def labeled_liver_fraction(
-    gan_dir: Path, modality: str, resolution: int, mapping: dict, samples: int = 256, seed: int = 0
+    gan_dir: Path, modality: str, resolution: int, mapping: dict[int, int], samples: int = 256, seed: int = 0
 ) -> float:
     labeled, _ = read_split(gan_dir)
-    ds = make_slice_dataset(labeled, modality, resolution, True, slices_per_volume=samples, label_mapping=mapping)
+    ds = make_slice_dataset(labeled, modality, resolution, True, slices_per_volume=samples, label_values=mapping)
     ds.set_random_state(seed)
     return float(np.mean([float((ds[i]["label"] > 0).float().mean()) for i in range(samples)]))
 
 
-PRIOR_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
-
-
-def fit_position_prior(labeled: Sequence[dict], label_values: Sequence[int], resolution: int) -> torch.Tensor:
-    """The organ's frequency at each pixel of the generator's grid ``[R, R]`` over every axial slice of the labeled
-    volumes, brought there by the geometry of :func:`~monai_semgan.segmentation.segmentation_preprocessing` (RAS, the
-    axial plane padded to a square, resized)."""
-    geometry = Compose([
-        LoadImaged("label"), EnsureChannelFirstd("label"), orient_ras("label"),
-        Lambdad("label", lambda x: sum((x.round() == v).float() for v in label_values)),
-        SquareAxialPadd("label", value=0.0),
-        Resized("label", spatial_size=(resolution, resolution, -1), mode="trilinear", anti_aliasing=True),
-    ])  # fmt: skip
-    slices = [torch.as_tensor(geometry({"label": item["label"]})["label"])[0].permute(2, 0, 1) for item in labeled]
-    return torch.cat(slices).float().mean(0)
-
-
-def segment_with_prior(prior: torch.Tensor, preprocessing, item: dict, threshold: float, output_dir: Path):
-    """The prior in every axial slice of ``item``'s volume, mapped back to its grid by the evaluation's
-    postprocessing (largest component kept, mask written to ``output_dir``); returns the mask and the reference."""
-    data = preprocessing({"image": item["image"], "label": item["label"]})
-    p = prior.clamp(1e-4, 1 - 1e-4)
-    # logits that cross 0 where the prior crosses the threshold: the sigmoid's 0.5 is the threshold
-    logits = torch.log(p / (1 - p)) - float(np.log(threshold / (1 - threshold)))
-    data["pred"] = logits[None, :, :, None].expand(1, *prior.shape, data["image"].shape[-1]).clone()
-    out = segmentation_postprocessing(preprocessing, output_dir)(data)
-    return torch.as_tensor(out["pred"]).float(), torch.as_tensor(data["label"]).float()
-
-
-def evaluate_position_prior(run: Path, gan_dir: Path, overrides: dict) -> float:
+def evaluate_position_prior(run: Path, gan_dir: Path, model: Path, overrides: dict) -> float:
     """Fit the prior to the run's labeled volumes, choose its threshold on them (``PRIOR_THRESHOLDS``), and write its
     masks and ``dice.csv`` for every test set into ``run/eval/position_prior/<set>/``; returns the threshold."""
     labeled, _ = read_split(gan_dir)
     gan_modality, mapping = gan_settings(gan_dir)
     values = [int(k) for k, v in mapping.items() if v == 1]
-    config = evaluation_config(None, gan_modality, values, overrides)
+    config = evaluation_config(model, gan_modality, values, overrides)
     prior = fit_position_prior(labeled, values, int(config.get_parsed_content("resolution")))
-    preprocessing = config.get_parsed_content("preprocessing")
-    with tempfile.TemporaryDirectory() as scratch:
-        fit = {
-            t: np.mean([
-                case_scores(*segment_with_prior(prior, preprocessing, item, t, Path(scratch)), hd95=False)[0]
-                for item in labeled
-            ])
-            for t in PRIOR_THRESHOLDS
-        }  # fmt: skip
-    threshold = max(fit, key=fit.get)
+    threshold, _ = select_prior_threshold(prior, config.get_parsed_content("preprocessing"), labeled)
     split = json.loads((run.parent / "data" / "split.json").read_text(encoding="utf-8"))
     for set_name, datalist in split["test"].items():
         modality, label_values = eval_settings(run, set_name)
-        preprocessing = evaluation_config(None, modality, label_values, overrides).get_parsed_content("preprocessing")
+        preprocessing = evaluation_config(model, modality, label_values, overrides).get_parsed_content("preprocessing")
         out_dir = run / "eval" / "position_prior" / set_name
         rows = []
         for item in json.loads(Path(datalist).read_text(encoding="utf-8"))["training"]:
@@ -245,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # the GAN the encoder was trained on: another tag's when the run reused it (--gan_from)
     enc_cmd = json.loads((run / "semgan" / "encoder" / "done.json").read_text(encoding="utf-8"))["command"]
     gan_dir = ROOT / enc_cmd[enc_cmd.index("--gan_dir") + 1]  # quality.py runs its commands in ROOT
-    prior_threshold = evaluate_position_prior(run, gan_dir, overrides) if args.position_prior else None
+    prior_threshold = evaluate_position_prior(run, gan_dir, model, overrides) if args.position_prior else None
     rows, profiles = [], {}
     for set_name, datalist in split["test"].items():
         modality, label_values = eval_settings(run, set_name)
@@ -256,9 +176,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             dice_csv = run / "eval" / method / set_name / "dice.csv"
             if not dice_csv.exists():
                 continue  # a run with --methods that left this method out
-            with open(dice_csv, encoding="utf-8") as f:
-                found = [r for r in csv.DictReader(f) if r["case"] not in ("mean", "std")]
-            dice[method] = {r["case"]: float(r["dice"]) for r in found}
+            dice[method] = read_case_dice(dice_csv)
         for item in items:
             case = Path(item["image"]).name.split(".")[0]
             image = preprocessing({"image": item["image"], "label": item["label"]})["image"]
@@ -291,7 +209,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.plot:
         plot(rows, Path(args.plot), run)
     if args.profile_plot:
-        plot_profiles(profiles, Path(args.profile_plot), run)
+        plot_area_profiles(
+            profiles, Path(args.profile_plot), f"{run.parent.parent.name} / {run.parent.name} / {run.name}"
+        )
 
 
 def plot(rows: Sequence[dict], path: Path, run: Path) -> None:
@@ -315,40 +235,6 @@ def plot(rows: Sequence[dict], path: Path, run: Path) -> None:
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{run.parent.parent.name} / {run.parent.name} / {run.name}", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-
-
-METHOD_STYLE = {"reference": ("black", "reference"), "semgan_quick": ("tab:red", "SemanticGAN (encoder)"),
-                "semgan_optimize": ("tab:orange", "SemanticGAN (optimize)"), "unet": ("tab:blue", "U-Net"),
-                "position_prior": ("tab:green", "position prior (no image)")}  # fmt: skip
-
-
-def plot_profiles(profiles: dict, path: Path, run: Path) -> None:
-    """One panel per test case: the organ's area (cm^2) in each axial slice, reference and every method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [(s, case, curves) for s, cases in profiles.items() for case, curves in cases.items()]
-    cols = min(4, len(panels))
-    rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for ax, (set_name, case, curves) in zip(axes.flat, panels):
-        for method, area in curves.items():
-            color, label = METHOD_STYLE.get(method, ("grey", method))
-            ax.plot(np.arange(len(area)), area, color=color, lw=2.2 if method == "reference" else 1.4, label=label)
-        ax.set_title(f"{set_name} / {case}", fontsize=9)
-        ax.set_xlabel("axial slice (feet -> head)", fontsize=8)
-        ax.set_ylabel("organ area, cm^2", fontsize=8)
-        ax.grid(alpha=0.3)
-    for ax in axes.flat[len(panels) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
     fig.suptitle(f"{run.parent.parent.name} / {run.parent.name} / {run.name}", fontsize=9)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:

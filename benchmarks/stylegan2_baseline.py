@@ -26,7 +26,7 @@ composition modules, e.g. the mapping network, the synthesis blocks and the resi
 children and are kept). Nothing from :mod:`monai_semgan.ops` runs in the baseline. :func:`check_baseline` verifies
 that the two give the same outputs for the same weights.
 
-Run ``python benchmarks/stylegan2_baseline.py`` to run the check on the small CPU configuration.
+Run ``python -m benchmarks.stylegan2_baseline`` to run the check on the small CPU configuration.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""benchmarks/quality.py end to end on the tiny phantom with a tiny model: the split, every training and evaluation
+"""benchmarks.quality end to end on the tiny phantom with a tiny model: the split, every training and evaluation
 step through the bundle commands, the CSVs and plot, resuming (finished steps are skipped), and the history."""
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import pytest
 from monai_semgan.data import discover_cases
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "quality.py"
 TINY = ["resolution=16", "z_dim=16", "w_dim=16", "mapping_layers=1", "channel_base=256", "channel_max=16",
         "unet_channels=[4,8]", "unet_strides=[2]", "unet_res_units=1", "batch_size=2", "slices_per_volume=2",
         "iterations_per_epoch=2"]  # fmt: skip
@@ -35,9 +34,9 @@ TINY = ["resolution=16", "z_dim=16", "w_dim=16", "mapping_layers=1", "channel_ba
 
 def run_quality(phantom: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [
-        sys.executable, str(SCRIPT), "--train_dir", str(phantom / "ct"), "--modality", "ct", "--label_values", "1",
-        "--test_name", "phantom_ct", "--ood", "phantom_mri", "mri", "1", str(phantom / "mri"), "--num_labeled", "1",
-        "--quick", "--gan_iterations", "2", "--encoder_iterations", "2", "--optimize_steps", "1",
+        sys.executable, "-m", "benchmarks.quality", "--train_dir", str(phantom / "ct"), "--modality", "ct",
+        "--label_values", "1", "--test_name", "phantom_ct", "--ood", "phantom_mri", "mri", "1", str(phantom / "mri"),
+        "--num_labeled", "1", "--quick", "--gan_iterations", "2", "--encoder_iterations", "2", "--optimize_steps", "1",
         "--unet_time_factor", "0.2", "--set", *TINY, "--gan", "joint_base_channels=4", "--out", str(out / "runs"),
         "--report_dir", str(out / "report"), *extra,
     ]  # fmt: skip
@@ -59,11 +58,17 @@ def read(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def load_script(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module, wherever pytest runs from (quality and quality_diagnostics import nothing
+    from benchmarks/)."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_quality() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("quality", SCRIPT)
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
-    return quality
+    return load_script("quality")
 
 
 def test_every_step_runs_and_the_report_is_written(first_run: dict) -> None:
@@ -120,8 +125,8 @@ def test_rerun_skips_finished_steps_and_keeps_history(first_run: dict) -> None:
 
 
 def test_bad_ood_spec_names_the_file(tiny_phantom: Path, tmp_path: Path) -> None:
-    cmd = [sys.executable, str(SCRIPT), "--train_dir", str(tiny_phantom / "ct"), "--ood", "x", "mri", "1",
-           f"{tmp_path}/missing.nii.gz={tmp_path}/label.nii.gz", "--out", str(tmp_path)]  # fmt: skip
+    cmd = [sys.executable, "-m", "benchmarks.quality", "--train_dir", str(tiny_phantom / "ct"), "--ood", "x", "mri",
+           "1", f"{tmp_path}/missing.nii.gz={tmp_path}/label.nii.gz", "--out", str(tmp_path)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
     assert proc.returncode != 0 and "missing.nii.gz: file not found" in proc.stderr
 
@@ -131,7 +136,7 @@ def test_diagnostics_of_a_finished_run(first_run: dict, tmp_path: Path) -> None:
     import numpy as np
 
     run = first_run["out"] / "runs" / "first" / "quick" / "k1"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "quality_diagnostics.py"), "--run", str(run), "--csv",
+    cmd = [sys.executable, "-m", "benchmarks.quality_diagnostics", "--run", str(run), "--csv",
            str(tmp_path / "diag.csv"), "--plot", str(tmp_path / "diag.png"), "--profile_plot",
            str(tmp_path / "profiles.png"), "--position_prior", "--set", *TINY[:6]]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
@@ -251,7 +256,7 @@ def test_a_semgan_only_screen_trains_no_unet_and_its_diagnostics_skip_it(first_r
     assert "U-Net not trained: --methods leaves it out" in proc.stdout
     run = out / "runs" / "screen" / "quick" / "k1"
     assert not (run / "unet").exists() and sorted(p.name for p in (run / "eval").iterdir()) == ["semgan_quick"]
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "quality_diagnostics.py"), "--run", str(run), "--csv",
+    cmd = [sys.executable, "-m", "benchmarks.quality_diagnostics", "--run", str(run), "--csv",
            str(tmp_path / "diag.csv"), "--set", *TINY[:6]]  # fmt: skip
     diag = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
     assert diag.returncode == 0, diag.stderr[-3000:]
@@ -260,89 +265,17 @@ def test_a_semgan_only_screen_trains_no_unet_and_its_diagnostics_skip_it(first_r
     assert not any(key.endswith("_unet") or "optimize" in key for key in rows[0])
 
 
-def load_diagnostics(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("quality_diagnostics", SCRIPT.parent / "quality_diagnostics.py")
-    diagnostics = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(diagnostics)
-    return diagnostics
+def load_diagnostics() -> ModuleType:
+    return load_script("quality_diagnostics")
 
 
-def test_position_prior_is_the_organ_frequency_over_the_labeled_slices(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import nibabel as nib
-    import numpy as np
-
-    diagnostics = load_diagnostics(monkeypatch)
-    label = np.zeros((8, 8, 4), np.uint8)
-    label[1:4, 2:5, :2] = 5  # the organ in 2 of 4 slices
-    label[6, 6, :] = 2  # another structure: not the organ
-    nib.save(nib.Nifti1Image(label, np.diag([-1.5, 1.5, 5.0, 1.0])), tmp_path / "label.nii.gz")  # LAS, like CHAOS
-    prior = diagnostics.fit_position_prior([{"label": str(tmp_path / "label.nii.gz")}], [5], resolution=8)
-    assert prior.shape == (8, 8)
-    assert float(prior.max()) == pytest.approx(0.5) and float(prior.sum()) == pytest.approx(0.5 * 9)
-    # RAS: the first array axis now runs to the patient's left, so the organ moved from columns 1-3 to 4-6
-    assert np.argwhere(prior.numpy() > 0.25)[:, 0].tolist() == [4] * 3 + [5] * 3 + [6] * 3
-
-
-def test_labeled_liver_fraction_draws_the_same_slices_for_a_seed(
-    tiny_phantom: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_labeled_liver_fraction_draws_the_same_slices_for_a_seed(tiny_phantom: Path, tmp_path: Path) -> None:
     from monai_semgan.data import write_split
 
-    diagnostics = load_diagnostics(monkeypatch)
+    diagnostics = load_diagnostics()
     cases = [{"image": str(tiny_phantom / "ct" / f"image_{i}.nii.gz"), "label": str(tiny_phantom / "ct" /
               f"label_{i}.nii.gz")} for i in (1, 2)]  # fmt: skip
     write_split(tmp_path, cases, [], num_labeled=2, seed=0)
     fractions = [diagnostics.labeled_liver_fraction(tmp_path, "ct", 16, {1: 1}, samples=32, seed=s) for s in (0, 0, 1)]
     assert fractions[0] == fractions[1] and 0 < fractions[0] < 1
     assert fractions[2] != fractions[0]
-
-
-def test_share_of_the_prediction_outside_the_organ_slices(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import nibabel as nib
-    import numpy as np
-
-    diagnostics = load_diagnostics(monkeypatch)
-    affine = np.diag([-1.5, 1.5, 5.0, 1.0])  # LAS, like CHAOS: the third axis is axial
-    label = np.zeros((8, 8, 5), np.uint8)
-    label[2:5, 2:5, 2:5] = 5
-    pred = np.zeros((8, 8, 5), np.uint8)
-    pred[2:5, 2:5, :] = 1  # the same 9 voxels in every slice; slices 0 and 1 hold no organ
-    nib.save(nib.Nifti1Image(label, affine), tmp_path / "label.nii.gz")
-    nib.save(nib.Nifti1Image(pred, affine), tmp_path / "seg.nii.gz")
-    masks = diagnostics.load_masks(tmp_path / "seg.nii.gz", tmp_path / "label.nii.gz", [5])
-    share = diagnostics.share_outside_organ_slices(*masks[1:])
-    assert share == pytest.approx(2 / 5)
-    predicted, reference = diagnostics.axial_profiles(*masks[1:])
-    assert predicted.tolist() == [9] * 5 and reference.tolist() == [0, 0, 9, 9, 9]
-    assert diagnostics.in_plane_voxel_cm2(masks[2]) == pytest.approx(1.5 * 1.5 / 100)
-    # an axis that runs from the head to the feet is read the other way round
-    nib.save(nib.Nifti1Image(label, np.diag([-1.5, 1.5, -5.0, 1.0])), tmp_path / "label_lai.nii.gz")
-    flipped = diagnostics.load_masks(tmp_path / "seg.nii.gz", tmp_path / "label_lai.nii.gz", [5])
-    assert diagnostics.axial_profiles(*flipped[1:])[1].tolist() == [9, 9, 9, 0, 0]
-    # the axial axis first: the affine says which array axis is axial
-    axial_first = np.array([[0, -1.5, 0, 0], [0, 0, 1.5, 0], [5.0, 0, 0, 0], [0, 0, 0, 1]])
-    nib.save(nib.Nifti1Image(label.transpose(2, 0, 1), axial_first), tmp_path / "l.nii.gz")
-    nib.save(nib.Nifti1Image(pred.transpose(2, 0, 1), axial_first), tmp_path / "s.nii.gz")
-    share = diagnostics.share_outside_organ_slices(
-        *diagnostics.load_masks(tmp_path / "s.nii.gz", tmp_path / "l.nii.gz", [5])[1:]
-    )
-    assert share == pytest.approx(2 / 5)
-
-
-def test_report_shows_only_the_methods_a_tag_evaluated(tmp_path: Path) -> None:
-    quality = load_quality()
-    rows = [
-        {"tag": "screen", "K": k, "method": m, "test_set": s, "domain": "in", "cases": 1, "dice_mean": 0.5,
-         "dice_std": 0.1, "hd95_mean_mm": 10.0, "empty_predictions": 0, "train_min": 1.0}
-        for k in (1, 2) for m in ("semgan_quick", "unet") for s in ("a", "b")
-    ]  # fmt: skip
-    assert quality.evaluated_methods(rows) == ["semgan_quick", "unet"]
-    table = quality.markdown(rows)
-    assert "optimize" not in table
-    assert "| K | test set | SemanticGAN, encoder | U-Net |" in table
-    assert "| 1 | a | 0.500 (0.100), 10.0 | 0.500 (0.100), 10.0 |" in table
-    quality.plot(rows, "screen", tmp_path / "screen.png")
-    assert (tmp_path / "screen.png").stat().st_size > 10_000
