@@ -8,47 +8,51 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Speed of one SemanticGAN training step and of the generator forward: monai_semgan against a StyleGAN2 baseline.
+"""Speed of SemanticGAN training iterations through the shipped engine: monai_semgan against a StyleGAN2 baseline.
 
-One training step (:func:`train_step`, written once and run identically for every implementation) is one SemanticGAN
-iteration on ``B`` labeled and ``B`` unlabeled images:
+The timed unit is one iteration of :class:`monai_semgan.engines.SemanticGanTrainer`, the engine the bundle trains with,
+built as ``bundles/liver_ct/configs/train.json`` builds it (``--config cpu``; ``--config paper`` follows
+``train_paper.json``): the generator, image and joint discriminators, :func:`~monai_semgan.engines.lazy_adam`
+optimizers, the config's loss weights and lazy-regularization intervals (R1 every 16 iterations, path length every 4;
+the CPU config sets the joint discriminator's R1 weight to 0, the paper config to 10). No handler is attached: no
+checkpoints, TensorBoard, sample grids or progress bar. The engine's :class:`~monai_semgan.engines.PairedSliceLoader`
+cycles one fixed in-memory batch (``B`` unlabeled images, ``B`` labeled image-mask pairs), so loading data costs
+next to nothing and the time is the engine's: what ``engine.run`` spends per iteration.
 
-1. one generator forward without gradient (style mixing 0.9) makes ``B`` fake images and labels for both D steps;
-2. image discriminator: non-saturating logistic loss, fake images against real unlabeled images; every 16 iterations
-   a separate R1 step (gamma 10, weight scaled by 16) on the real images;
-3. joint discriminator: hinge loss, fake ``(image, label logits)`` against real ``(image, mask in [-1, 1])``; every 16
-   iterations a separate R1 step on the concatenated real input;
-4. generator: a fresh forward (style mixing 0.9); image-D logistic loss + joint-D hinge loss on
-   ``(image.detach(), label)`` + 2 x feature matching against the joint D's features of the real labeled pair; every 4
-   iterations a separate path-length step (weight 2, scaled by 4) on half the batch.
+Each run builds a fresh engine (same seed, same weights for every implementation), runs ``--warmup`` untimed
+iterations and then ``--steps`` timed ones in the same ``engine.run``. Ignite's ``ITERATION_STARTED`` and
+``ITERATION_COMPLETED`` events time every iteration (with a CUDA synchronization on a GPU) and the whole timed window
+from the first timed iteration's start to the last one's end. Any 16 consecutive iterations hold one R1 step and four
+path-length steps, so with ``--steps`` a multiple of 16 the window divided by the steps is the **amortized** seconds
+per iteration, measured; otherwise it is estimated from the medians of the three kinds of iteration as
+``(12 plain + 3 path-length + 1 R1-and-path-length) / 16`` and marked "(est.)". The kinds are reported too: **plain**
+(no regularizer), **+PL** (path length), **+R1+PL** (both).
 
-Adam with lr ``0.002 * ratio`` and betas ``(0, 0.99 ** ratio)``, ``ratio = interval / (interval + 1)`` (lazy
-regularization). The iteration counter starts at 0, so the first timed step carries every regularizer; timing a
-multiple of 16 steps gives the amortized cost directly. Every phase is also timed on its own, so a run of any length
-reports the plain step, the step with R1 + path length, and the amortized cost (measured when the steps are a multiple
-of 16, otherwise estimated as ``plain + R1 / 16 + PL / 4``).
+**img/s** is ``B`` (generated images per iteration, as in StyleGAN2's convention; each iteration also reads ``2 B`` real
+images) divided by the seconds per iteration. **G forward** is the engine's generator called on ``B`` latents without
+gradient (no mixing), the fastest of ``--fwd-iters`` calls after one untimed call.
 
-Shared machines: the timed steps run in blocks of 16 (one lazy-regularization cycle) and the fastest block counts;
-the generator forward is the fastest of ``--fwd-iters`` calls; ``--repeats`` runs every implementation several times,
-round robin, keeping its fastest run; on CPU each run first waits (``--wait-idle``) for other processes to leave the
-CPUs idle. Two OpenMP threads on a 2-core machine slow down many-fold when anything else runs.
-
-**img/s** is ``B`` (generated images, i.e. samples per step; the step also reads ``2 B`` real images) divided by the
-seconds per step. Each implementation runs in its own subprocess, so the peak memory is its own: the peak resident
-set (``VmHWM``) on CPU, ``torch.cuda.max_memory_allocated`` on a GPU.
+Everything runs in one process, implementation after implementation, round robin over ``--repeats`` (so that a burst
+of load elsewhere hits every implementation alike); the table shows each implementation's median over the repeats,
+and the ratios to the baseline measured in the same process. On CPU each run first waits (``--wait-idle``) for other
+processes to leave the CPUs idle. Peak memory is reported on a GPU only (``torch.cuda.max_memory_allocated``, reset
+before each run): on CPU one process's resident set holds what every earlier run allocated.
 
 Implementations (``--impls``):
 
 * ``ours``: monai_semgan as shipped (non-fused modulated convolution, ops ``impl=None``: CUDA kernels on a GPU);
 * ``ours-fused``: the same networks with ``fused_modconv=True``;
-* ``ours-ref``: ``ours`` with ``MONAI_SEMGAN_CUDA_OPS=0`` (PyTorch reference ops); identical to ``ours`` on CPU;
-* ``baseline``: :mod:`stylegan2_baseline`, the straightforward StyleGAN2 port with the same weights.
+* ``ours-ref``: ``ours`` with the compiled ops switched off (PyTorch reference ops); identical to ``ours`` on CPU;
+* ``baseline``: the same engine with the generator and image discriminator replaced by
+  :mod:`benchmarks.stylegan2_baseline`, the straightforward StyleGAN2 port with the same weights (the joint
+  discriminator is plain PyTorch and the same on both sides).
 
-Examples::
+Run from the repository root::
 
-    python benchmarks/train_step.py --config cpu --check
-    python benchmarks/train_step.py --config paper --impls ours,baseline --steps 1 --warmup 1
-    python benchmarks/train_step.py --config paper --device cuda --impls ours,ours-ref,ours-fused,baseline
+    python -m benchmarks.train_step --config cpu --check
+    python -m benchmarks.train_step --config cpu --batch 8 --steps 16 --repeats 3
+    python -m benchmarks.train_step --config paper --impls ours,baseline --steps 1 --warmup 1
+    python -m benchmarks.train_step --config paper --device cuda --impls ours,ours-ref,ours-fused,baseline
 """
 
 from __future__ import annotations
@@ -59,10 +63,10 @@ import math
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,33 +74,31 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn as nn
+from ignite.engine import Engine, Events
+from torch.utils.data import DataLoader
 
-from monai_semgan.losses import (
-    PathLengthPenalty,
-    feature_matching_loss,
-    hinge_discriminator_loss,
-    hinge_generator_loss,
-    logistic_discriminator_loss,
-    logistic_generator_loss,
-    r1_penalty,
-)
+from benchmarks.stylegan2_baseline import check_baseline, make_baseline
+from monai_semgan.engines import PairedSliceLoader, SemanticGanTrainer, lazy_adam
 from monai_semgan.networks import ImageDiscriminator, JointDiscriminator, SemanticGenerator
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stylegan2_baseline import check_baseline, make_baseline  # noqa: E402
 
 __all__ = [
     "CONFIGS",
     "IMPLS",
-    "TrainState",
+    "IterationTimer",
+    "aggregate",
     "build_networks",
-    "build_state",
+    "build_trainer",
+    "fixed_batches",
+    "iteration_kind",
     "main",
-    "train_step",
+    "markdown_table",
+    "run_once",
+    "summarize_timer",
+    "time_generator_forward",
 ]
 
 IMPLS = ("ours", "ours-fused", "ours-ref", "baseline")
+# the networks and the trainer's settings of bundles/liver_ct/configs/train.json ("cpu") and train_paper.json ("paper")
 CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {
         "generator": {
@@ -110,29 +112,55 @@ CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "image_discriminator": {"resolution": 64, "channel_base": 2048, "channel_multiplier": 1, "channel_max": 128},
         "joint_discriminator": {"base_channels": 32},
+        "trainer": {
+            "mixing_prob": 0.9,
+            "r1_gamma": 10.0,
+            "joint_r1_gamma": 0.0,
+            "r1_interval": 16,
+            "pl_weight": 2.0,
+            "pl_interval": 4,
+            "feature_matching_weight": 2.0,
+            "ema_half_life_images": 10000,
+            "ema_rampup": 0.05,
+            "diff_augment": "",
+        },
+        "learning_rate": {"lr": 0.002},
     },
     "paper": {
-        "generator": {"resolution": 256},
-        "image_discriminator": {"resolution": 256},
-        "joint_discriminator": {},
+        "generator": {
+            "resolution": 256,
+            "z_dim": 512,
+            "w_dim": 512,
+            "mapping_layers": 8,
+            "channel_base": 16384,
+            "channel_multiplier": 2,
+            "channel_max": 512,
+        },
+        "image_discriminator": {"resolution": 256, "channel_base": 16384, "channel_multiplier": 2, "channel_max": 512},
+        "joint_discriminator": {"base_channels": 64},
+        "trainer": {
+            "mixing_prob": 0.9,
+            "r1_gamma": 10.0,
+            "joint_r1_gamma": 10.0,
+            "r1_interval": 16,
+            "pl_weight": 2.0,
+            "pl_interval": 4,
+            "feature_matching_weight": 2.0,
+            "ema_half_life_images": 10000,
+            "ema_rampup": None,
+            "diff_augment": "",
+        },
+        "learning_rate": {"lr": 0.002},
     },
 }
-# per (config, device): batch, timed steps, warmup steps, generator forward iterations
+# per (config, device): batch, timed iterations, warm-up iterations, generator forward calls
 DEFAULTS: dict[tuple[str, str], tuple[int, int, int, int]] = {
-    ("cpu", "cpu"): (4, 48, 2, 20),
+    ("cpu", "cpu"): (8, 16, 4, 10),
     ("paper", "cpu"): (2, 1, 1, 2),
-    ("cpu", "cuda"): (16, 32, 8, 50),
-    ("paper", "cuda"): (16, 32, 8, 20),
+    ("cpu", "cuda"): (16, 64, 16, 50),
+    ("paper", "cuda"): (16, 32, 16, 20),
 }
-R1_INTERVAL = 16
-PL_INTERVAL = 4
-R1_GAMMA = 10.0
-PL_WEIGHT = 2.0
-FEATURE_MATCHING_WEIGHT = 2.0
-MIXING_PROB = 0.9
-LR = 0.002
-PHASES = ("fake", "d_image", "d_image_r1", "d_joint", "d_joint_r1", "g", "g_pl")
-REG_PHASES = ("d_image_r1", "d_joint_r1", "g_pl")
+KINDS = ("plain", "pl", "r1_pl")
 
 
 def build_networks(
@@ -159,60 +187,77 @@ def build_networks(
     return generator.to(device), image_d.to(device), joint_d.to(device)
 
 
-def _adam(module: nn.Module, interval: int) -> torch.optim.Adam:
-    ratio = interval / (interval + 1)
-    return torch.optim.Adam(module.parameters(), lr=LR * ratio, betas=(0.0, 0.99**ratio))
+def fixed_batches(generator: SemanticGenerator, batch: int, seed: int = 0) -> tuple[dict, dict]:
+    """One unlabeled batch (``image``) and one labeled batch (``image``, ``label``) as the slice loaders deliver them:
+    ``[B, C, R, R]`` images in [-1, 1], ``[B, 1, R, R]`` masks of 0 and 1.
+
+    Args:
+        generator: the generator whose resolution and channels the batches match.
+        batch: ``B``.
+        seed: seed of the random contents.
+
+    Returns:
+        ``(unlabeled, labeled)``.
+    """
+    res, channels = generator.resolution, generator.image_channels
+    gen = torch.Generator().manual_seed(seed + 1)
+    unlabeled = {"image": torch.rand(batch, channels, res, res, generator=gen) * 2 - 1}
+    labeled = {
+        "image": torch.rand(batch, channels, res, res, generator=gen) * 2 - 1,
+        "label": (torch.rand(batch, 1, res, res, generator=gen) > 0.5).float(),
+    }
+    return unlabeled, labeled
 
 
-@dataclass
-class TrainState:
-    """Networks, optimizers, the path-length tracker and a fixed batch of real data."""
-
-    generator: SemanticGenerator
-    image_d: ImageDiscriminator
-    joint_d: JointDiscriminator
-    opt_g: torch.optim.Optimizer
-    opt_image_d: torch.optim.Optimizer
-    opt_joint_d: torch.optim.Optimizer
-    path_length: PathLengthPenalty
-    real_unlabeled: torch.Tensor
-    real_image: torch.Tensor
-    real_mask: torch.Tensor
-    batch: int
-    phase_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-
-
-def build_state(config: str, impl: str, batch: int, device: torch.device, seed: int = 0) -> TrainState:
-    """Networks, optimizers and a fixed random batch (``batch`` unlabeled images, ``batch`` image-mask pairs).
+def build_trainer(
+    config: str,
+    impl: str,
+    batch: int,
+    device: torch.device,
+    iterations: int,
+    seed: int = 0,
+    amp: bool = False,
+    joint_r1_gamma: float | None = None,
+) -> SemanticGanTrainer:
+    """The shipped engine for ``config`` and ``impl``, with no handlers, running ``iterations`` iterations (one epoch)
+    over one fixed in-memory batch.
 
     Args:
         config: ``"cpu"`` or ``"paper"``.
         impl: one of :data:`IMPLS`.
-        batch: ``B``.
-        device: device.
+        batch: ``B``, labeled and unlabeled each.
+        device: the training device.
+        iterations: iterations of one ``engine.run()``.
         seed: seed of weights and data.
+        amp: mixed precision (CUDA only; the engine ignores it on CPU).
+        joint_r1_gamma: the joint discriminator's R1 weight instead of the config's.
 
     Returns:
-        the training state.
+        the engine; ``engine.run()`` runs it.
     """
+    cfg = CONFIGS[config]
     generator, image_d, joint_d = build_networks(config, impl, device, seed)
-    res = generator.resolution
-    gen = torch.Generator().manual_seed(seed + 1)
-    real_unlabeled = torch.rand(batch, generator.image_channels, res, res, generator=gen) * 2 - 1
-    real_image = torch.rand(batch, generator.image_channels, res, res, generator=gen) * 2 - 1
-    real_mask = (torch.rand(batch, generator.label_channels, res, res, generator=gen) > 0.5).float() * 2 - 1
-    return TrainState(
+    unlabeled, labeled = fixed_batches(generator, batch, seed)
+    # batch_size=None: the loaders yield the stored batch itself, every time
+    loader = PairedSliceLoader(
+        DataLoader([unlabeled], batch_size=None), DataLoader([labeled], batch_size=None), iterations, seed=seed
+    )
+    settings = dict(cfg["trainer"])
+    if joint_r1_gamma is not None:
+        settings["joint_r1_gamma"] = joint_r1_gamma
+    lr = cfg["learning_rate"]["lr"]
+    return SemanticGanTrainer(
+        device=device,
+        max_epochs=1,
+        data_loader=loader,
         generator=generator,
-        image_d=image_d,
-        joint_d=joint_d,
-        opt_g=_adam(generator, PL_INTERVAL),
-        opt_image_d=_adam(image_d, R1_INTERVAL),
-        opt_joint_d=_adam(joint_d, R1_INTERVAL),
-        path_length=PathLengthPenalty().to(device),
-        real_unlabeled=real_unlabeled.to(device),
-        real_image=real_image.to(device),
-        real_mask=real_mask.to(device),
-        batch=batch,
+        image_discriminator=image_d,
+        joint_discriminator=joint_d,
+        g_optimizer=lazy_adam(generator.parameters(), lr=lr, interval=settings["pl_interval"]),
+        d_image_optimizer=lazy_adam(image_d.parameters(), lr=lr, interval=settings["r1_interval"]),
+        d_joint_optimizer=lazy_adam(joint_d.parameters(), lr=lr, interval=settings["r1_interval"]),
+        amp=amp,
+        **settings,
     )
 
 
@@ -221,239 +266,186 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-@contextmanager
-def _phase(state: TrainState, name: str) -> Iterator[None]:
-    device = state.real_image.device
-    _sync(device)
-    start = time.perf_counter()
-    yield
-    _sync(device)
-    state.phase_seconds[name] += time.perf_counter() - start
-
-
-def _requires_grad(module: nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
-def train_step(state: TrainState, iteration: int) -> None:
-    """One SemanticGAN iteration (see the module docstring); adds each phase's seconds to ``state.phase_seconds``.
+@dataclass
+class IterationTimer:
+    """Times every iteration of an Ignite engine from ``ITERATION_STARTED`` to ``ITERATION_COMPLETED``, and the window
+    from the start of iteration ``first`` to the end of the last one.
 
     Args:
-        state: networks, optimizers and data.
-        iteration: the iteration counter; R1 runs when it is a multiple of 16, path length when a multiple of 4.
+        first: the first timed iteration (Ignite counts from 1); earlier ones are warm-up.
+        device: synchronized before each reading on a GPU.
     """
-    g, image_d, joint_d = state.generator, state.image_d, state.joint_d
-    b, device = state.batch, state.real_image.device
-    do_r1 = iteration % R1_INTERVAL == 0
-    do_pl = iteration % PL_INTERVAL == 0
 
-    # --- discriminators ---
-    _requires_grad(g, False)
-    _requires_grad(image_d, True)
-    _requires_grad(joint_d, True)
-    with _phase(state, "fake"), torch.no_grad():
-        fake_image, fake_label = g(torch.randn(b, g.z_dim, device=device), mixing_prob=MIXING_PROB)
+    first: int
+    device: torch.device
+    seconds: dict[int, float] = field(default_factory=dict, init=False)
+    window_start: float | None = field(default=None, init=False)
+    window_end: float | None = field(default=None, init=False)
+    _start: float = field(default=0.0, init=False, repr=False)
 
-    with _phase(state, "d_image"):
-        loss = logistic_discriminator_loss(image_d(state.real_unlabeled), image_d(fake_image))
-        state.opt_image_d.zero_grad(set_to_none=True)
-        loss.backward()
-        state.opt_image_d.step()
-    if do_r1:
-        with _phase(state, "d_image_r1"):
-            real = state.real_unlabeled.detach().requires_grad_(True)
-            logits = image_d(real)
-            penalty = r1_penalty(logits, real)
-            state.opt_image_d.zero_grad(set_to_none=True)
-            (R1_GAMMA / 2 * penalty * R1_INTERVAL + 0 * logits[0].sum()).backward()
-            state.opt_image_d.step()
+    def attach(self, engine: Engine) -> None:
+        """Add the two handlers to ``engine``."""
+        engine.add_event_handler(Events.ITERATION_STARTED, self._started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._completed)
 
-    with _phase(state, "d_joint"):
-        real_out = joint_d(state.real_image, state.real_mask)
-        fake_out = joint_d(fake_image, fake_label)
-        loss = hinge_discriminator_loss(real_out, fake_out)
-        state.opt_joint_d.zero_grad(set_to_none=True)
-        loss.backward()
-        state.opt_joint_d.step()
-    if do_r1:
-        with _phase(state, "d_joint_r1"):
-            image = state.real_image.detach().requires_grad_(True)
-            mask = state.real_mask.detach().requires_grad_(True)
-            out = joint_d(image, mask)
-            penalty = r1_penalty(out, [image, mask])
-            state.opt_joint_d.zero_grad(set_to_none=True)
-            (R1_GAMMA / 2 * penalty * R1_INTERVAL + 0 * sum(s[-1].sum() for s in out)).backward()
-            state.opt_joint_d.step()
+    def _started(self, engine: Engine) -> None:
+        _sync(self.device)
+        self._start = time.perf_counter()
+        if engine.state.iteration == self.first:
+            self.window_start = self._start
 
-    # --- generator ---
-    _requires_grad(g, True)
-    _requires_grad(image_d, False)
-    _requires_grad(joint_d, False)
-    with _phase(state, "g"):
-        fake_image, fake_label = g(torch.randn(b, g.z_dim, device=device), mixing_prob=MIXING_PROB)
-        with torch.no_grad():
-            real_out = joint_d(state.real_image, state.real_mask)
-        fake_out = joint_d(fake_image.detach(), fake_label)
-        loss = (
-            logistic_generator_loss(image_d(fake_image))
-            + hinge_generator_loss(fake_out)
-            + FEATURE_MATCHING_WEIGHT * feature_matching_loss(real_out, fake_out)
-        )
-        state.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        state.opt_g.step()
-    if do_pl:
-        with _phase(state, "g_pl"):
-            half = max(1, b // 2)
-            image, _, ws = g(torch.randn(half, g.z_dim, device=device), mixing_prob=MIXING_PROB, return_ws=True)
-            penalty, _ = state.path_length(image, ws)
-            state.opt_g.zero_grad(set_to_none=True)
-            (PL_WEIGHT * PL_INTERVAL * penalty + 0 * image[0, 0, 0, 0]).backward()
-            state.opt_g.step()
+    def _completed(self, engine: Engine) -> None:
+        _sync(self.device)
+        now = time.perf_counter()
+        if engine.state.iteration >= self.first:
+            self.seconds[engine.state.iteration] = now - self._start
+            self.window_end = now
+
+    @property
+    def window(self) -> float:
+        """Seconds from the start of the first timed iteration to the end of the last."""
+        if self.window_start is None or self.window_end is None:
+            raise RuntimeError("no timed iteration ran.")
+        return self.window_end - self.window_start
 
 
-def _peak_memory_mb(device: torch.device) -> float:
-    """Peak memory of this process: allocated GPU memory, or the peak resident set on CPU.
-
-    On Linux the peak resident set is ``VmHWM`` of ``/proc/self/status``, which starts afresh at ``exec``; ``ru_maxrss``
-    (the fallback elsewhere) keeps the parent's resident set at the time of the fork across ``exec``.
-    """
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def run_worker(args: argparse.Namespace) -> dict[str, Any]:
-    """Build, warm up, time the training step and the generator forward of one implementation.
+def iteration_kind(iteration: int, r1_interval: int, pl_interval: int) -> str:
+    """``"r1_pl"``, ``"pl"`` or ``"plain"``: the regularizers the engine runs in ``iteration`` (counted from 1).
 
     Args:
-        args: parsed arguments (``worker`` is the implementation).
+        iteration: the iteration.
+        r1_interval: the engine's R1 interval (a multiple of ``pl_interval`` in both configs).
+        pl_interval: the engine's path-length interval.
 
     Returns:
-        the measurements.
+        the kind.
     """
-    impl, device = args.worker, torch.device(args.device)
-    load_start = os.getloadavg()[0]
-    torch.set_num_threads(os.cpu_count() or 1)
-    _seed_everything(args.seed)
-    if device.type == "cuda" and impl != "ours-ref":
-        from monai_semgan.ops import cuda_ops_or_none
-
-        if cuda_ops_or_none() is None:
-            print(f"[{impl}] CUDA ops unavailable: running the reference ops", file=sys.stderr)
-    state = build_state(args.config, impl, args.batch, device, args.seed)
-    log = f"[{impl} {args.config} B={args.batch}]"
-
-    start = time.perf_counter()
-    for i in range(args.warmup):
-        train_step(state, i)
-    print(f"{log} warmup {args.warmup} steps: {time.perf_counter() - start:.1f} s", file=sys.stderr)
-
-    # time blocks of 16 steps (a full lazy-regularization cycle) when possible and keep the fastest block: the least
-    # disturbed by other processes on a shared machine
-    block = R1_INTERVAL if args.steps % R1_INTERVAL == 0 else args.steps
-    best: tuple[float, dict[str, float]] | None = None
-    for first in range(0, args.steps, block):
-        state.phase_seconds.clear()
-        _sync(device)
-        start = time.perf_counter()
-        for i in range(first, first + block):
-            train_step(state, i)
-        _sync(device)
-        total = time.perf_counter() - start
-        print(f"{log} steps {first}-{first + block - 1}: {total:.2f} s", file=sys.stderr)
-        if best is None or total < best[0]:
-            best = (total, dict(state.phase_seconds))
-    assert best is not None
-    total, phases = best
-
-    n_r1 = sum(1 for i in range(block) if i % R1_INTERVAL == 0)
-    n_pl = sum(1 for i in range(block) if i % PL_INTERVAL == 0)
-    plain = sum(phases.get(p, 0.0) for p in PHASES if p not in REG_PHASES) / block
-    r1 = (phases.get("d_image_r1", 0.0) + phases.get("d_joint_r1", 0.0)) / n_r1
-    pl = phases.get("g_pl", 0.0) / n_pl
-    measured = block % R1_INTERVAL == 0
-    amortized = total / block if measured else plain + r1 / R1_INTERVAL + pl / PL_INTERVAL
-
-    # generator forward alone: fastest of fwd_iters timed calls, after one untimed call
-    g = state.generator
-    z = torch.randn(args.batch, g.z_dim, device=device)
-    times = []
-    with torch.no_grad():
-        g(z)
-        for _ in range(args.fwd_iters):
-            _sync(device)
-            start = time.perf_counter()
-            g(z)
-            _sync(device)
-            times.append(time.perf_counter() - start)
-    fwd = min(times)
-    print(
-        f"{log} generator forward: best {fwd * 1000:.1f} ms, median {sorted(times)[len(times) // 2] * 1000:.1f} ms",
-        file=sys.stderr,
-    )
-
-    return {
-        "impl": impl,
-        "config": args.config,
-        "device": args.device,
-        "batch": args.batch,
-        "steps": args.steps,
-        "timed_block": block,
-        "warmup": args.warmup,
-        "amortized_measured": measured,
-        "seconds_per_step": {"amortized": amortized, "plain": plain, "all_reg": plain + r1 + pl},
-        "seconds_per_event": {"r1_both": r1, "path_length": pl},
-        "phase_seconds_per_event": {
-            p: phases.get(p, 0.0) / {"d_image_r1": n_r1, "d_joint_r1": n_r1, "g_pl": n_pl}.get(p, block) for p in PHASES
-        },
-        "img_per_s": {
-            "amortized": args.batch / amortized,
-            "plain": args.batch / plain,
-            "all_reg": args.batch / (plain + r1 + pl),
-            "g_forward": args.batch / fwd,
-        },
-        "load_average": [load_start, os.getloadavg()[0]],
-        "peak_memory_mb": _peak_memory_mb(device),
-    }
+    if r1_interval and iteration % r1_interval == 0:
+        return "r1_pl"
+    return "pl" if pl_interval and iteration % pl_interval == 0 else "plain"
 
 
-def run_profile(args: argparse.Namespace) -> None:
-    """Profile ``args.profile`` training steps (counter from 0, so R1 and path length are included) on CPU.
+def summarize_timer(timer: IterationTimer, r1_interval: int, pl_interval: int) -> dict[str, Any]:
+    """Seconds per iteration of a run: amortized (measured over whole 16-iteration cycles, else estimated) and per kind.
 
     Args:
-        args: parsed arguments (``worker`` is the implementation).
-    """
-    from torch.profiler import ProfilerActivity, profile
+        timer: the run's timer.
+        r1_interval: the engine's R1 interval.
+        pl_interval: the engine's path-length interval.
 
-    impl, device = args.worker, torch.device(args.device)
-    torch.set_num_threads(os.cpu_count() or 1)
-    _seed_everything(args.seed)
-    state = build_state(args.config, impl, args.batch, device, args.seed)
-    for i in range(args.warmup):
-        train_step(state, i)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        for i in range(args.profile):
-            train_step(state, i)
-    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    print(f"## profile of {impl}, {args.config} config, B={args.batch}, {args.profile} steps")
-    print(prof.key_averages().table(sort_by=sort_by, row_limit=args.profile_rows, max_name_column_width=60))
+    Returns:
+        ``s_per_it`` (amortized), ``amortized_measured``, ``window_s``, and the median seconds of each kind of
+        iteration timed (``plain``, ``pl``, ``r1_pl``; ``None`` where none ran).
+    """
+    steps = len(timer.seconds)
+    by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for iteration, seconds in timer.seconds.items():
+        by_kind[iteration_kind(iteration, r1_interval, pl_interval)].append(seconds)
+    kinds = {kind: statistics.median(v) if v else None for kind, v in by_kind.items()}
+    cycle = math.lcm(max(r1_interval, 1), max(pl_interval, 1))
+    measured = steps % cycle == 0
+    if measured:
+        amortized = timer.window / steps
+    else:
+        # (cycle - cycle / pl) plain, (cycle / pl - cycle / r1) path-length-only and cycle / r1 R1 iterations
+        n_r1 = cycle // r1_interval if r1_interval else 0
+        n_pl = (cycle // pl_interval if pl_interval else 0) - n_r1
+        counts = {"plain": cycle - n_pl - n_r1, "pl": n_pl, "r1_pl": n_r1}
+        known = {k: v for k, v in kinds.items() if v is not None}
+        # a kind that was not timed takes the time of the next lighter kind that was (a lower estimate)
+        fill = known.get("plain") or known.get("pl") or known.get("r1_pl")
+        values = {"plain": fill, "pl": known.get("pl", fill), "r1_pl": known.get("r1_pl", known.get("pl", fill))}
+        amortized = sum(counts[k] * values[k] for k in KINDS) / cycle
+    return {"s_per_it": amortized, "amortized_measured": measured, "window_s": timer.window, **kinds}
+
+
+@torch.no_grad()
+def time_generator_forward(generator: torch.nn.Module, batch: int, calls: int, device: torch.device) -> float:
+    """Seconds of the fastest of ``calls`` generator forwards (``batch`` latents, no mixing) after one untimed call.
+
+    Args:
+        generator: the generator.
+        batch: latents per call.
+        calls: timed calls.
+        device: its device.
+
+    Returns:
+        seconds.
+    """
+    z = torch.randn(batch, generator.z_dim, device=device)
+    generator(z, mixing_prob=0.0)
+    best = math.inf
+    for _ in range(max(calls, 1)):
+        _sync(device)
+        start = time.perf_counter()
+        generator(z, mixing_prob=0.0)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@contextmanager
+def _ops_for(impl: str) -> Iterator[None]:
+    """``ours-ref``: the compiled ops switched off for the duration; other implementations: as they are.
+
+    The ops read ``MONAI_SEMGAN_CUDA_OPS`` once per process; switching them off for one implementation in the same
+    process sets the lazily built extension aside in :mod:`monai_semgan.ops.cuda_extension`'s cache and restores it.
+    """
+    if impl != "ours-ref":
+        yield
+        return
+    from monai_semgan.ops import cuda_extension
+
+    cuda_extension.cuda_ops_or_none()  # settle the lazy build first
+    saved = dict(cuda_extension._state)
+    cuda_extension._state.update(tried=True, module=None)
+    try:
+        if cuda_extension.cuda_ops_or_none() is not None:
+            raise RuntimeError("could not switch the compiled ops off for ours-ref.")
+        yield
+    finally:
+        cuda_extension._state.update(saved)
+
+
+def run_once(args: argparse.Namespace, impl: str) -> dict[str, Any]:
+    """Build the engine for ``impl``, run warm-up and timed iterations through ``engine.run``, time the generator.
+
+    Args:
+        args: parsed arguments.
+        impl: one of :data:`IMPLS`.
+
+    Returns:
+        the run's measurements.
+    """
+    device = torch.device(args.device)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    with _ops_for(impl):
+        trainer = build_trainer(
+            args.config, impl, args.batch, device, args.warmup + args.steps, args.seed, args.amp, args.joint_r1_gamma
+        )
+        timer = IterationTimer(first=args.warmup + 1, device=device)
+        timer.attach(trainer)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        load = os.getloadavg()[0]
+        start = time.perf_counter()
+        trainer.run()
+        run_s = time.perf_counter() - start
+        peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+        fwd = time_generator_forward(trainer.generator, args.batch, args.fwd_iters, device)
+    result = summarize_timer(timer, trainer.r1_interval, trainer.pl_interval)
+    result.update(
+        impl=impl,
+        config=args.config,
+        batch=args.batch,
+        run_s=run_s,
+        g_forward_s=fwd,
+        peak_memory_mb=peak,
+        load_average=[load, os.getloadavg()[0]],
+        losses=dict(trainer.state.output or {}),
+    )
+    return result
 
 
 def _cpu_busy_fraction(seconds: float = 1.0) -> float | None:
@@ -493,8 +485,10 @@ def _wait_for_idle(max_wait: float, threshold: float = 0.2) -> float | None:
     return busy
 
 
-def _fmt(value: float) -> str:
-    """Three significant digits, at least two decimals."""
+def _fmt(value: float | None) -> str:
+    """Three significant digits, at least two decimals; ``-`` for ``None``."""
+    if value is None:
+        return "-"
     return f"{value:.{max(2, 2 - math.floor(math.log10(abs(value))))}f}" if value else "0"
 
 
@@ -513,37 +507,85 @@ def _git_revision() -> str:
     return rev + ("+dirty" if dirty else "")
 
 
-def _markdown_table(results: list[dict[str, Any]]) -> str:
-    base = {(r["config"], r["batch"]): r for r in results if r["impl"] == "baseline"}
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One implementation's runs reduced to medians (seconds per iteration of each kind, generator forward).
+
+    Args:
+        runs: the results of :func:`run_once` for one implementation.
+
+    Returns:
+        the first run's settings with every timing replaced by its median over ``runs``, ``img_per_s`` and
+        ``s_per_it_all_runs``.
+    """
+    out = dict(runs[0])
+    for key in ("s_per_it", "g_forward_s", "run_s", *KINDS):
+        values = [r[key] for r in runs if r[key] is not None]
+        out[key] = statistics.median(values) if values else None
+    peaks = [r["peak_memory_mb"] for r in runs if r["peak_memory_mb"] is not None]
+    out["peak_memory_mb"] = max(peaks) if peaks else None
+    out["amortized_measured"] = all(r["amortized_measured"] for r in runs)
+    out["s_per_it_all_runs"] = [r["s_per_it"] for r in runs]
+    out["img_per_s"] = out["batch"] / out["s_per_it"]
+    out["g_forward_img_per_s"] = out["batch"] / out["g_forward_s"]
+    out["repeats"] = len(runs)
+    return out
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    """The results as a markdown table, with the ratios to the baseline where it ran.
+
+    Args:
+        results: aggregated results (see :func:`aggregate`).
+
+    Returns:
+        the table.
+    """
+    base = next((r for r in results if r["impl"] == "baseline"), None)
     lines = [
-        "| impl | config | batch | train img/s (amortized) | train img/s (plain) | train img/s (R1+PL) "
-        "| G forward img/s | peak memory MB | speed-up vs baseline (train / G fwd) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| impl | config | batch | s/iteration (amortized) | img/s (amortized) | s/it plain | s/it +PL | s/it +R1+PL "
+        "| G forward img/s | peak GPU memory MB | speed-up vs baseline (train / G fwd) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        ips = r["img_per_s"]
-        amortized = _fmt(ips["amortized"]) + ("" if r["amortized_measured"] else " (est.)")
-        ref = base.get((r["config"], r["batch"]))
+        est = "" if r["amortized_measured"] else " (est.)"
         speedup = (
-            f"{ips['amortized'] / ref['img_per_s']['amortized']:.2f}x / "
-            f"{ips['g_forward'] / ref['img_per_s']['g_forward']:.2f}x"
-            if ref is not None
+            f"{base['s_per_it'] / r['s_per_it']:.2f}x / {r['g_forward_img_per_s'] / base['g_forward_img_per_s']:.2f}x"
+            if base is not None
             else "-"
         )
+        memory = "-" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.0f}"
         lines.append(
             f"| {r['impl']} | {r['config']} {CONFIGS[r['config']]['generator']['resolution']}px | {r['batch']} "
-            f"| {amortized} | {_fmt(ips['plain'])} | {_fmt(ips['all_reg'])} | {_fmt(ips['g_forward'])} "
-            f"| {r['peak_memory_mb']:.0f} | {speedup} |"
+            f"| {_fmt(r['s_per_it'])}{est} | {_fmt(r['img_per_s'])}{est} | {_fmt(r['plain'])} | {_fmt(r['pl'])} "
+            f"| {_fmt(r['r1_pl'])} | {_fmt(r['g_forward_img_per_s'])} | {memory} | {speedup} |"
         )
     return "\n".join(lines)
 
 
-def _phase_table(results: list[dict[str, Any]]) -> str:
-    lines = ["| impl | " + " | ".join(PHASES) + " |", "|---|" + "---:|" * len(PHASES)]
-    for r in results:
-        cells = " | ".join(f"{r['phase_seconds_per_event'][p] * 1000:.0f}" for p in PHASES)
-        lines.append(f"| {r['impl']} | {cells} |")
-    return "\n".join(lines)
+def run_profile(args: argparse.Namespace, impl: str) -> None:
+    """Profile ``args.profile`` iterations of the engine after ``args.warmup`` (at least 1) untimed ones; print the
+    table.
+
+    Args:
+        args: parsed arguments.
+        impl: one of :data:`IMPLS`.
+    """
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    warmup = max(args.warmup, 1)  # the profiler's schedule needs at least one step before it records
+    with _ops_for(impl):
+        trainer = build_trainer(
+            args.config, impl, args.batch, device, warmup + args.profile, args.seed, args.amp, args.joint_r1_gamma
+        )
+        with profile(activities=activities, schedule=schedule(wait=0, warmup=warmup, active=args.profile)) as prof:
+            trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: prof.step())
+            trainer.run()
+    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"## profile of {impl}, {args.config} config, B={args.batch}, {args.profile} iterations of the engine")
+    print(prof.key_averages().table(sort_by=sort_by, row_limit=args.profile_rows, max_name_column_width=60))
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -552,24 +594,26 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--impls", default=None, help=f"comma-separated subset of {','.join(IMPLS)}")
     parser.add_argument("--batch", type=int, default=None, help="B (labeled and unlabeled each)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (a multiple of 16 amortizes exactly)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (the first carries R1 + PL)")
+    parser.add_argument("--steps", type=int, default=None, help="timed iterations (a multiple of 16 amortizes exactly)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first, in the same engine.run")
     parser.add_argument("--fwd-iters", type=int, default=None, help="timed generator forwards")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=1, help="run every impl this many times (round robin)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--amp", action="store_true", help="mixed precision (bfloat16; CUDA only)")
     parser.add_argument(
-        "--repeats", type=int, default=1, help="run every impl this many times (round robin) and keep its fastest run"
+        "--joint-r1-gamma", type=float, default=None, help="the joint discriminator's R1 weight instead of the config's"
     )
     parser.add_argument("--check", action="store_true", help="first check that the baseline reproduces our nets")
     parser.add_argument(
         "--wait-idle",
         type=float,
         default=120.0,
-        help="CPU runs: before each worker, wait up to this many seconds for other processes to leave the CPUs idle",
+        help="CPU runs: before each run, wait up to this many seconds for other processes to leave the CPUs idle",
     )
-    parser.add_argument("--profile", type=int, default=0, help="profile this many steps per impl instead of timing")
+    parser.add_argument("--profile", type=int, default=0, help="profile this many iterations per impl instead")
     parser.add_argument("--profile-rows", type=int, default=25)
     parser.add_argument("--json", default=None, help="also write the results to this file")
-    parser.add_argument("--worker", choices=IMPLS, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     batch, steps, warmup, fwd_iters = DEFAULTS[(args.config, args.device)]
     args.batch = args.batch or batch
@@ -582,20 +626,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.impl_list) - set(IMPLS))
     if unknown:
         parser.error(f"unknown impls {unknown}; choose from {IMPLS}")
+    if min(args.batch, args.steps, args.repeats) < 1 or args.warmup < 0:
+        parser.error("--batch, --steps and --repeats must be >= 1, --warmup >= 0")
     return args
 
 
-def _worker_argv(args: argparse.Namespace, impl: str) -> list[str]:
-    argv = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--config", args.config]
-    argv += ["--device", args.device, "--batch", str(args.batch), "--steps", str(args.steps)]
-    argv += ["--warmup", str(args.warmup), "--fwd-iters", str(args.fwd_iters), "--seed", str(args.seed)]
-    if args.profile:
-        argv += ["--profile", str(args.profile), "--profile-rows", str(args.profile_rows)]
-    return argv
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run every implementation in its own subprocess and print the tables.
+    """Entry point: time every implementation through the engine, round robin, and print the table.
 
     Args:
         argv: command-line arguments (default ``sys.argv[1:]``).
@@ -604,22 +641,21 @@ def main(argv: list[str] | None = None) -> int:
         the exit status.
     """
     args = _parse_args(argv)
-    if args.worker is not None:
-        if args.profile:
-            run_profile(args)
-        else:
-            print("RESULT " + json.dumps(run_worker(args)), flush=True)
-        return 0
-
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = dict(CONFIGS[args.config]["trainer"])
+    if args.joint_r1_gamma is not None:
+        settings["joint_r1_gamma"] = args.joint_r1_gamma
     print(
         f"monai_semgan {_git_revision()}, torch {torch.__version__}, {platform.machine()}, "
-        f"{os.cpu_count()} CPU threads, device {args.device}, "
-        f"config {args.config}, B={args.batch}, warmup {args.warmup}, timed steps {args.steps}, "
-        f"G forwards {args.fwd_iters}",
+        f"{torch.get_num_threads()} torch threads ({os.cpu_count()} CPUs), device {args.device}"
+        f"{', amp' if args.amp and args.device == 'cuda' else ''}; config {args.config}, B={args.batch} labeled + "
+        f"{args.batch} unlabeled, warmup {args.warmup}, timed iterations {args.steps}, G forwards {args.fwd_iters}, "
+        f"repeats {args.repeats}",
         flush=True,
     )
+    print(f"engine: SemanticGanTrainer, no handlers; {json.dumps(settings)}", flush=True)
     if args.check:
-        torch.set_num_threads(os.cpu_count() or 1)
         generator, image_d, _ = build_networks(args.config, "ours", torch.device(args.device), args.seed)
         for fused in (False, True):
             for layer in generator.modules():
@@ -630,49 +666,39 @@ def main(argv: list[str] | None = None) -> int:
         del generator, image_d
     if args.device == "cpu" and "ours-ref" in args.impl_list:
         print("note: on CPU 'ours-ref' runs exactly the code of 'ours' (the CUDA ops only apply to GPU tensors)")
+    if args.device == "cuda" and "ours-ref" not in args.impl_list:
+        from monai_semgan.ops import cuda_ops_or_none
 
-    best: dict[str, dict[str, Any]] = {}
-    runs: dict[str, list[float]] = defaultdict(list)
-    repeats = 1 if args.profile else args.repeats
-    for repeat in range(repeats):
-        # round robin, so that a burst of load elsewhere hits every implementation alike
+        if cuda_ops_or_none() is None:
+            print("note: CUDA ops unavailable: every implementation runs the reference ops", file=sys.stderr)
+
+    if args.profile:
         for impl in args.impl_list:
-            env = dict(os.environ)
-            if impl == "ours-ref":
-                env["MONAI_SEMGAN_CUDA_OPS"] = "0"
+            run_profile(args, impl)
+        return 0
+
+    runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in args.impl_list}
+    for repeat in range(args.repeats):
+        for impl in args.impl_list:  # round robin: a burst of load elsewhere hits every implementation alike
             busy = _wait_for_idle(args.wait_idle) if args.device == "cpu" else None
-            proc = subprocess.run(_worker_argv(args, impl), env=env, stdout=subprocess.PIPE, text=True)
-            if proc.returncode != 0:
-                print(proc.stdout)
-                print(f"{impl}: worker failed with exit status {proc.returncode}", file=sys.stderr)
-                return proc.returncode
-            if args.profile:
-                print(proc.stdout, flush=True)
-                continue
-            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-            result = json.loads(line[len("RESULT ") :])
+            result = run_once(args, impl)
             result["cpu_busy_before"] = busy
-            runs[impl].append(result["img_per_s"]["amortized"])
+            runs[impl].append(result)
             print(
-                f"run {repeat + 1}/{repeats} {impl}: {result['img_per_s']['amortized']:.2f} train img/s, "
-                f"{result['img_per_s']['g_forward']:.1f} G forward img/s, CPU busy before start "
+                f"run {repeat + 1}/{args.repeats} {impl}: {_fmt(result['s_per_it'])} s/iteration"
+                f"{'' if result['amortized_measured'] else ' (est.)'} ({_fmt(args.batch / result['s_per_it'])} img/s), "
+                f"engine.run {result['run_s']:.1f} s for {args.warmup + args.steps} iterations, "
+                f"G forward {_fmt(args.batch / result['g_forward_s'])} img/s; CPU busy before start "
                 f"{'-' if busy is None else f'{busy:.0%}'}, load average {result['load_average']}",
                 flush=True,
             )
-            if impl not in best or result["img_per_s"]["amortized"] > best[impl]["img_per_s"]["amortized"]:
-                best[impl] = result
-    if args.profile:
-        return 0
-    results = [best[impl] | {"amortized_img_per_s_all_runs": runs[impl]} for impl in args.impl_list]
-
+    results = [aggregate(runs[impl]) for impl in args.impl_list]
     print()
-    print(_markdown_table(results))
+    print(f"medians over {args.repeats} run(s) per implementation; seconds per iteration of the engine:")
     print()
-    print("milliseconds per phase (per step; R1 and path length per event):")
-    print()
-    print(_phase_table(results))
+    print(markdown_table(results))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).write_text(json.dumps({"results": results, "runs": runs}, indent=2, default=str))
     return 0
 
 
