@@ -135,7 +135,7 @@ def test_ckpt_export_traces_quick_mode(trained: dict[str, Path], tmp_path: Path)
     ts_path = tmp_path / "model.ts"
     trained["run"](
         "ckpt_export", "network_def", "--filepath", str(ts_path), "--ckpt_file", str(trained["model"]),
-        "--key_in_ckpt", "state_dict",
+        "--key_in_ckpt", "state_dict", "--model_path", str(trained["model"]),
         "--meta_file", str(CONFIGS / "metadata.json"), "--config_file", str(CONFIGS / "inference.json"),
         "--mode", "quick", "--use_trace", "True", "--input_shape", "[1,1,16,16]",
     )  # fmt: skip
