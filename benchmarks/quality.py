@@ -39,8 +39,8 @@ TAG`` all its models (for changes of the inference, ``--eval KEY=VALUE``), ``--u
 trained with the same settings and cases for at least this tag's SemanticGAN wall time (else a new U-Net trains), so a
 SemanticGAN variant is not charged a second identical baseline. ``--methods`` picks the methods to evaluate
 (test-time optimization is the slow one); without ``unet`` no U-Net trains (a SemanticGAN-only screen). ``--set``
-overrides go to every command (e.g. ``resolution=128`` and the architecture keys, which training and evaluation must
-share).
+overrides go to every training command (e.g. ``resolution=128``); evaluation reads the architecture from the model
+files.
 """
 
 from __future__ import annotations
@@ -218,8 +218,8 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     """Train both methods with K labeled cases and evaluate them on every test set; returns per-case rows."""
     protocol = dict(PROTOCOLS["quick" if args.quick else "full"])
     protocol.update({key: getattr(args, key) for key in protocol if getattr(args, key) is not None})
-    mapping = "{" + ", ".join(f"{v}: 1" for v in args.label_values) + "}"
-    common = ["--modality", args.modality, "--label_mapping", mapping, "--seed", str(args.seed), *overrides(args.set)]
+    labels = json.dumps(list(args.label_values))
+    common = ["--modality", args.modality, "--label_values", labels, "--seed", str(args.seed), *overrides(args.set)]
     gan_dir, enc_dir, unet_dir = run_dir / "semgan" / "gan", run_dir / "semgan" / "encoder", run_dir / "unet"
     # another tag's models (same data, seed and protocol): only what comes after them differs
     for source, reused in ((args.gan_from, ("gan",)), (args.models_from, ("gan", "encoder", "unet"))):
@@ -270,8 +270,9 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     for set_name, spec in sets.items():
         for method in args.methods:
             eval_dir = run_dir / "eval" / method / set_name
-            configs = ["evaluate.json", "unet.json"] if method == "unet" else ["evaluate.json"]
-            options = [*overrides(args.set), "--model_path", str(models["unet" if method == "unet" else "semgan"]),
+            # evaluate.json is an overlay of inference.json; the architecture comes from the model file
+            configs = ["inference.json", "evaluate.json"] + (["unet.json"] if method == "unet" else [])
+            options = ["--model_path", str(models["unet" if method == "unet" else "semgan"]),
                        "--dataset_dir", str(spec["datalist"]), "--output_dir", str(eval_dir),
                        "--modality", spec["modality"], "--label_values", str(list(spec["label_values"]))]  # fmt: skip
             if method.startswith("semgan"):

@@ -94,4 +94,3 @@ def test_evaluate_and_infer_with_unet_config(unet_run: dict, tmp_path: Path) -> 
     source = nib.load(phantom / "image_2.nii.gz")
     seg = nib.load(tmp_path / "seg" / "image_2_seg.nii.gz")
     assert seg.shape == source.shape and np.allclose(seg.affine, source.affine, atol=1e-5)
-

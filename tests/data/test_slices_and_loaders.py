@@ -49,9 +49,7 @@ def test_volume_pipeline_on_real_ct_and_mri(shared_data: Path) -> None:
     assert ct["image"].shape == (1, 64, 64, 30) and ct["label"].shape == (1, 64, 64, 30)
     assert ct["image"].dtype == torch.float32 and float(ct["image"].min()) >= -1 and float(ct["image"].max()) <= 1
     assert sorted(torch.unique(ct["label"]).tolist()) == [0, 1]
-    mri = Compose(volume_transforms("mri", 64))(
-        {"image": str(shared_data / "chaos_t2spir/image_3.nii.gz")}
-    )
+    mri = Compose(volume_transforms("mri", 64))({"image": str(shared_data / "chaos_t2spir/image_3.nii.gz")})
     assert mri["image"].shape[:3] == (1, 64, 64)
 
 
