@@ -106,9 +106,8 @@ class SemanticGanTrainer(PairedTrainer):
         mixing_prob: style mixing probability.
         r1_gamma: R1 weight of the image discriminator (applied as ``gamma / 2 * ||grad||^2``), and of the joint one
             unless ``joint_r1_gamma`` is given.
-        joint_r1_gamma: R1 weight of the joint discriminator; ``None``: ``r1_gamma`` (the paper); 0 skips the penalty.
-            On the 64-px CPU model gamma 10 on the (image, mask) pair kept the joint discriminator from learning and
-            the label branch nearly silent, so the CPU bundle config sets 0 (see its README).
+        joint_r1_gamma: R1 weight of the joint discriminator; ``None``: ``r1_gamma`` (the paper); 0 skips the penalty
+            (the CPU bundle config's choice; why is on the results page).
         r1_interval: iterations between R1 steps (the penalty is scaled by it); 0 disables R1.
         pl_weight: path-length weight.
         pl_interval: iterations between path-length steps (scaled by it); 0 disables it.

@@ -81,8 +81,8 @@ class ModulatedConv2d(nn.Module):
         if self.fused:
             return self._forward_grouped(x, styles, weight, demod)
         if weight.shape[-1] == 1 and self.up == 1:
-            # 1 x 1 (ToRGB / ToSEG): per-sample weights are tiny, so a batched matrix product beats scaling the whole
-            # activation first (+13 % generator forward on CPU)
+            # 1 x 1 (ToRGB / ToSEG): per-sample weights are tiny, so a batched matrix product is cheaper than scaling
+            # the whole activation first
             per_sample = weight[None, :, :, 0, 0] * styles[:, None, :]  # [N, C_out, C_in]
             if demod is not None:
                 per_sample = per_sample * demod[:, :, None]
