@@ -240,7 +240,7 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
         *common, *overrides(args.gan)), gan_dir, args.verbose,
     )  # fmt: skip
     enc_wall = run_step(
-        f"[K={k}] SemanticGAN: encoder", bundle("training", ["train_encoder.json"], "--gan_dir", str(gan_dir),
+        f"[K={k}] SemanticGAN: encoder", bundle("training", ["train.json", "train_encoder.json"], "--gan_dir", str(gan_dir),
         "--output_dir", str(enc_dir), "--iterations", str(protocol["encoder_iterations"]), *common,
         *overrides(args.encoder)), enc_dir, args.verbose,
     )  # fmt: skip
@@ -248,7 +248,7 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     budget = semgan_wall * args.unet_time_factor
 
     def unet_command(folder: Path) -> list[str]:
-        return bundle("training", ["train_unet.json"], "--output_dir", str(folder), "--dataset_dir", str(datalist),
+        return bundle("training", ["train.json", "train_unet.json"], "--output_dir", str(folder), "--dataset_dir", str(datalist),
                       "--num_labeled", str(k), "--iterations", "1000000", "--time_limit_s", f"{budget:.0f}", *common,
                       *overrides(args.unet))  # fmt: skip
 

@@ -32,6 +32,11 @@ TINY_TRAIN = ["--batch_size", "2", "--slices_per_volume", "2", "--iterations_per
               "--label_values", "chaos"]  # fmt: skip
 
 
+def overlay(*names: str) -> str:
+    """``--config_file`` for configs merged in order (MONAI's list syntax), e.g. ``train.json`` + an overlay."""
+    return "[" + ", ".join(f"'{BUNDLE / 'configs' / name}'" for name in names) + "]"
+
+
 def run_bundle_command(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
     """``python -m monai.bundle <args> --bundle_root bundles/liver_ct`` in a subprocess from the repository root."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -66,7 +71,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_phantom: Path) -> 
         "--joint_base_channels", "4", "--sample_interval", "2", *TINY_ARCH, *TINY_TRAIN,
     )  # fmt: skip
     proc = run_bundle_command(
-        "run", "training", "--config_file", str(configs / "train_encoder.json"), "--gan_dir", str(gan),
+        "run", "training", "--config_file", overlay("train.json", "train_encoder.json"), "--gan_dir", str(gan),
         "--output_dir", str(enc), "--iterations", "4", *TINY_TRAIN,
     )  # fmt: skip
     return {

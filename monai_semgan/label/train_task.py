@@ -75,7 +75,7 @@ class SemanticGanTrainTask(TrainTask):
     """Train the GAN and then the encoder on the datastore, through the bundle's configs.
 
     Args:
-        bundle: the bundle folder (``configs/train.json``, ``configs/train_encoder.json``).
+        bundle: the bundle folder (``configs/train.json`` and its overlay ``configs/train_encoder.json``).
         workspace: where runs go (``<workspace>/train/<time>/gan``, ``.../encoder``).
         model_path: where the trained segmenter weights are published (the inference task's newest path).
         overrides: bundle overrides; those named in :data:`TRAINING_KEYS` are applied to both runs, those in
@@ -120,6 +120,10 @@ class SemanticGanTrainTask(TrainTask):
     def stats(self) -> dict[str, Any]:
         """What the last training run did."""
         return dict(self._stats)
+
+    def _configs(self, *names: str) -> str:
+        """``--config_file`` for the bundle's configs merged in order (MONAI's list syntax)."""
+        return json.dumps([str(self.bundle / "configs" / name) for name in names])
 
     def _run(self, name: str, args: list[str], log_path: Path) -> None:
         cmd = [sys.executable, "-m", "monai.bundle", "run", "training", *args]
@@ -172,7 +176,7 @@ class SemanticGanTrainTask(TrainTask):
         )  # fmt: skip
         self._run(
             "encoder training",
-            ["--config_file", str(self.bundle / "configs" / "train_encoder.json"), "--gan_dir", str(run_dir / "gan"),
+            ["--config_file", self._configs("train.json", "train_encoder.json"), "--gan_dir", str(run_dir / "gan"),
              "--output_dir", str(run_dir / "encoder"), "--iterations", str(encoder_iterations), *common],
             run_dir / "encoder.log",
         )  # fmt: skip

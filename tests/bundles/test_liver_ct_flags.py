@@ -17,8 +17,12 @@ from monai.transforms import KeepLargestConnectedComponentd
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "bundles" / "liver_ct" / "configs"
 RUNNABLE = ["train.json", "train_encoder.json", "train_unet.json", "evaluate.json", "inference.json"]
-# evaluate.json is an overlay of inference.json, run as --config_file "['inference.json','evaluate.json']"
-OVERLAYS = {"evaluate.json": ["inference.json", "evaluate.json"]}
+# overlays (MONAI's list syntax, --config_file "['train.json','train_encoder.json']")
+OVERLAYS = {
+    "evaluate.json": ["inference.json", "evaluate.json"],
+    "train_encoder.json": ["train.json", "train_encoder.json"],
+    "train_unet.json": ["train.json", "train_unet.json"],
+}
 
 
 def _files(config: str) -> list[str]:

@@ -16,6 +16,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "liver_ct"
 CONFIGS = BUNDLE / "configs"
+
+
+def overlay(*names: str) -> str:
+    """``--config_file`` for bundle configs merged in order (MONAI's list syntax)."""
+    return "[" + ", ".join(f"'{CONFIGS / name}'" for name in names) + "]"
+
+
 SHARED = ROOT.parent / "shared" / "data"
 
 # every test runs bundle commands in subprocesses (and the session's tiny model is trained by them)
@@ -57,8 +64,8 @@ def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: 
     assert any((enc / "tensorboard").iterdir())
     encoder_before = {k: v for k, v in state.items() if k.startswith("encoder.")}
     proc = trained["run"](
-        "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(trained["gan"]),
-        "--output_dir", str(enc), "--iterations", "6", *trained["train"],
+        "run", "training", "--config_file", overlay("train.json", "train_encoder.json"),
+        "--gan_dir", str(trained["gan"]), "--output_dir", str(enc), "--iterations", "6", *trained["train"],
     )  # fmt: skip
     assert "resumed from" in proc.stdout + proc.stderr and "checkpoint_4.pt" in proc.stdout + proc.stderr
     assert (enc / "checkpoints" / "checkpoint_6.pt").exists()
@@ -68,8 +75,8 @@ def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: 
 
 def test_encoder_training_without_gan_run_names_the_missing_file(trained: dict, tmp_path: Path) -> None:
     proc = trained["run"](
-        "run", "training", "--config_file", str(CONFIGS / "train_encoder.json"), "--gan_dir", str(tmp_path / "none"),
-        "--output_dir", str(tmp_path / "enc"), check=False,
+        "run", "training", "--config_file", overlay("train.json", "train_encoder.json"),
+        "--gan_dir", str(tmp_path / "none"), "--output_dir", str(tmp_path / "enc"), check=False,
     )  # fmt: skip
     assert proc.returncode != 0
     assert f"{tmp_path / 'none' / 'models' / 'model.pt'}: model file not found" in proc.stderr
@@ -119,7 +126,7 @@ def test_inference_on_a_dicom_series(trained: dict[str, Path], tmp_path: Path) -
 def test_evaluate_writes_per_case_dice(trained: dict[str, Path], phantom: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     proc = trained["run"](
-        "run", "evaluating", "--config_file", f"['{CONFIGS / 'inference.json'}', '{CONFIGS / 'evaluate.json'}']",
+        "run", "evaluating", "--config_file", overlay("inference.json", "evaluate.json"),
         "--dataset_dir", str(phantom / "mri"),
         "--output_dir", str(out), "--model_path", str(trained["model"]), "--mode", "quick",
     )  # fmt: skip

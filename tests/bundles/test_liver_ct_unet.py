@@ -25,6 +25,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "bundles" / "liver_ct" / "configs"
+
+
+def overlay(*names: str) -> str:
+    """``--config_file`` for bundle configs merged in order (MONAI's list syntax)."""
+    return "[" + ", ".join(f"'{CONFIGS / name}'" for name in names) + "]"
+
+
 # a small U-Net for 16-px slices; evaluation and inference read it from the model file
 TINY_UNET = ["--resolution", "16", "--unet_channels", "[4, 8]", "--unet_strides", "[2]", "--unet_res_units", "1"]
 TINY_DATA = ["--batch_size", "2", "--slices_per_volume", "2", "--iterations_per_epoch", "2", "--label_values", "chaos"]
@@ -37,7 +44,7 @@ pytestmark = pytest.mark.slow
 def unet_run(tiny_model: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("unet")
     proc = tiny_model["run"](
-        "run", "training", "--config_file", str(CONFIGS / "train_unet.json"), "--output_dir", str(out),
+        "run", "training", "--config_file", overlay("train.json", "train_unet.json"), "--output_dir", str(out),
         "--dataset_dir", str(tiny_model["phantom"] / "ct"), "--num_labeled", "1", "--iterations", "4",
         *TINY_UNET, *TINY_DATA,
     )  # fmt: skip
@@ -55,7 +62,7 @@ def test_training_writes_split_checkpoints_model_and_resumes(unet_run: dict) -> 
     assert any("conv" in k for k in model["state_dict"])
     assert (out / "checkpoints" / "checkpoint_4.pt").exists() and any((out / "tensorboard").iterdir())
     proc = unet_run["run"](
-        "run", "training", "--config_file", str(CONFIGS / "train_unet.json"), "--output_dir", str(out),
+        "run", "training", "--config_file", overlay("train.json", "train_unet.json"), "--output_dir", str(out),
         "--dataset_dir", str(unet_run["phantom"] / "ct"), "--num_labeled", "1", "--iterations", "6",
         *TINY_UNET, *TINY_DATA,
     )  # fmt: skip
@@ -65,7 +72,7 @@ def test_training_writes_split_checkpoints_model_and_resumes(unet_run: dict) -> 
 
 def test_time_limit_stops_training(unet_run: dict, tmp_path: Path) -> None:
     proc = unet_run["run"](
-        "run", "training", "--config_file", str(CONFIGS / "train_unet.json"), "--output_dir", str(tmp_path),
+        "run", "training", "--config_file", overlay("train.json", "train_unet.json"), "--output_dir", str(tmp_path),
         "--dataset_dir", str(unet_run["phantom"] / "ct"), "--num_labeled", "1", "--iterations", "1000000",
         "--time_limit_s", "3", *TINY_UNET, *TINY_DATA,
     )  # fmt: skip
@@ -75,7 +82,7 @@ def test_time_limit_stops_training(unet_run: dict, tmp_path: Path) -> None:
 
 
 def test_evaluate_and_infer_with_unet_config(unet_run: dict, tmp_path: Path) -> None:
-    configs = f"['{CONFIGS / 'inference.json'}', '{CONFIGS / 'evaluate.json'}', '{CONFIGS / 'unet.json'}']"
+    configs = overlay("inference.json", "evaluate.json", "unet.json")
     model = str(unet_run["out"] / "models" / "model.pt")
     phantom = unet_run["phantom"] / "ct"
     unet_run["run"](
@@ -86,7 +93,7 @@ def test_evaluate_and_infer_with_unet_config(unet_run: dict, tmp_path: Path) -> 
         rows = list(csv.DictReader(f))
     assert [r["case"] for r in rows] == ["image_1", "image_2", "image_3", "mean", "std"]
     assert all(0.0 <= float(r["dice"]) <= 1.0 for r in rows)
-    configs = f"['{CONFIGS / 'inference.json'}', '{CONFIGS / 'unet.json'}']"
+    configs = overlay("inference.json", "unet.json")
     unet_run["run"](
         "run", "inference", "--config_file", configs, "--model_path", model, "--input", str(phantom / "image_2.nii.gz"),
         "--output_dir", str(tmp_path / "seg"), "--modality", "ct",
