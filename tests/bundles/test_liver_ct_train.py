@@ -130,7 +130,10 @@ def test_training_writes_checkpoints_model_logs_and_samples(small_data: Path, tm
     } <= set(state)
     assert state["trainer"]["iteration"] == 4 and state["g_optimizer"]["state"]
     model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
-    assert "const" in model and all(torch.isfinite(v).all() for v in model.values() if v.is_floating_point())
+    assert model["architecture"]["target"] == "monai_semgan.networks.SemanticGenerator"
+    assert model["architecture"]["args"]["resolution"] == 16  # as trained, so later configs need no override
+    weights = model["state_dict"]
+    assert "const" in weights and all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tensorboard").iterdir())
     assert (tmp_path / "samples" / "iter_0000004.png").stat().st_size > 0
     assert (tmp_path / "split.json").exists()
