@@ -240,17 +240,17 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
         *common, *overrides(args.gan)), gan_dir, args.verbose,
     )  # fmt: skip
     enc_wall = run_step(
-        f"[K={k}] SemanticGAN: encoder", bundle("training", ["train.json", "train_encoder.json"], "--gan_dir", str(gan_dir),
-        "--output_dir", str(enc_dir), "--iterations", str(protocol["encoder_iterations"]), *common,
-        *overrides(args.encoder)), enc_dir, args.verbose,
+        f"[K={k}] SemanticGAN: encoder", bundle("training", ["train.json", "train_encoder.json"],
+        "--gan_dir", str(gan_dir), "--output_dir", str(enc_dir), "--iterations", str(protocol["encoder_iterations"]),
+        *common, *overrides(args.encoder)), enc_dir, args.verbose,
     )  # fmt: skip
     semgan_wall = gan_wall + enc_wall
     budget = semgan_wall * args.unet_time_factor
 
     def unet_command(folder: Path) -> list[str]:
-        return bundle("training", ["train.json", "train_unet.json"], "--output_dir", str(folder), "--dataset_dir", str(datalist),
-                      "--num_labeled", str(k), "--iterations", "1000000", "--time_limit_s", f"{budget:.0f}", *common,
-                      *overrides(args.unet))  # fmt: skip
+        return bundle("training", ["train.json", "train_unet.json"], "--output_dir", str(folder),
+                      "--dataset_dir", str(datalist), "--num_labeled", str(k), "--iterations", "1000000",
+                      "--time_limit_s", f"{budget:.0f}", *common, *overrides(args.unet))  # fmt: skip
 
     unet_wall = 0.0
     if "unet" not in args.methods:  # a SemanticGAN-only screen: no baseline to train

@@ -75,6 +75,7 @@ from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
+from monai.bundle import ConfigParser
 from torch.utils.data import DataLoader
 
 from benchmarks.stylegan2_baseline import check_baseline, make_baseline
@@ -98,61 +99,40 @@ __all__ = [
 ]
 
 IMPLS = ("ours", "ours-fused", "ours-ref", "baseline")
-# the networks and the trainer's settings of bundles/liver_ct/configs/train.json ("cpu") and train_paper.json ("paper")
-CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
-    "cpu": {
-        "generator": {
-            "resolution": 64,
-            "z_dim": 128,
-            "w_dim": 128,
-            "mapping_layers": 4,
-            "channel_base": 2048,
-            "channel_multiplier": 1,
-            "channel_max": 128,
-        },
-        "image_discriminator": {"resolution": 64, "channel_base": 2048, "channel_multiplier": 1, "channel_max": 128},
-        "joint_discriminator": {"base_channels": 32},
-        "trainer": {
-            "mixing_prob": 0.9,
-            "r1_gamma": 10.0,
-            "joint_r1_gamma": 0.0,
-            "r1_interval": 16,
-            "pl_weight": 2.0,
-            "pl_interval": 4,
-            "feature_matching_weight": 2.0,
-            "ema_half_life_images": 10000,
-            "ema_rampup": 0.05,
-            "diff_augment": "",
-        },
-        "learning_rate": {"lr": 0.002},
-    },
-    "paper": {
-        "generator": {
-            "resolution": 256,
-            "z_dim": 512,
-            "w_dim": 512,
-            "mapping_layers": 8,
-            "channel_base": 16384,
-            "channel_multiplier": 2,
-            "channel_max": 512,
-        },
-        "image_discriminator": {"resolution": 256, "channel_base": 16384, "channel_multiplier": 2, "channel_max": 512},
-        "joint_discriminator": {"base_channels": 64},
-        "trainer": {
-            "mixing_prob": 0.9,
-            "r1_gamma": 10.0,
-            "joint_r1_gamma": 10.0,
-            "r1_interval": 16,
-            "pl_weight": 2.0,
-            "pl_interval": 4,
-            "feature_matching_weight": 2.0,
-            "ema_half_life_images": 10000,
-            "ema_rampup": None,
-            "diff_augment": "",
-        },
-        "learning_rate": {"lr": 0.002},
-    },
-}
+BUNDLE_CONFIGS = Path(__file__).resolve().parents[1] / "bundles" / "liver_ct" / "configs"
+# the trainer settings the benchmark takes from the bundle, besides the three networks' architectures
+TRAINER_KEYS = (
+    "mixing_prob",
+    "r1_gamma",
+    "joint_r1_gamma",
+    "r1_interval",
+    "pl_weight",
+    "pl_interval",
+    "feature_matching_weight",
+    "ema_half_life_images",
+    "ema_rampup",
+    "diff_augment",
+)
+
+
+def bundle_settings(config: str) -> dict[str, dict[str, Any]]:
+    """The networks' constructor arguments and the trainer's settings of ``train.json`` (``"cpu"``) or ``train.json``
+    + ``train_paper.json`` (``"paper"``), read from the bundle, so the benchmark times what the bundle trains."""
+    files = ["train.json"] + (["train_paper.json"] if config == "paper" else [])
+    parser = ConfigParser()
+    parser.read_config([str(BUNDLE_CONFIGS / f) for f in files])
+    parser["bundle_root"] = str(BUNDLE_CONFIGS.parent)
+
+    return {
+        "generator": parser.get_parsed_content("generator_architecture#args"),
+        "image_discriminator": parser.get_parsed_content("image_discriminator_architecture#args"),
+        "joint_discriminator": parser.get_parsed_content("joint_discriminator_architecture#args"),
+        "trainer": {k: parser.get_parsed_content(k) for k in TRAINER_KEYS},
+        "learning_rate": {"lr": parser.get_parsed_content("learning_rate")},
+    }
+
+
+CONFIGS: dict[str, dict[str, dict[str, Any]]] = {name: bundle_settings(name) for name in ("cpu", "paper")}
 # per (config, device): batch, timed iterations, warm-up iterations, generator forward calls
 DEFAULTS: dict[tuple[str, str], tuple[int, int, int, int]] = {
     ("cpu", "cpu"): (8, 16, 4, 10),

@@ -37,7 +37,7 @@ import torch.nn as nn
 from monai.utils import instantiate
 
 from monai_semgan.atomic_write import atomic_path
-from monai_semgan.networks.weights import checkpoint_resolution, load_network_weights
+from monai_semgan.networks.weights import checkpoint_resolution, load_network_weights, read_weights_file
 
 __all__ = [
     "MODEL_FORMAT",
@@ -167,15 +167,7 @@ def save_model(
 
 
 def _read(path: Path, map_location: str | torch.device) -> Mapping[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: model file not found. Train first (configs/train.json writes the generator, "
-            "configs/train_encoder.json the segmenter, configs/train_unet.json the U-Net), or point model_path at it."
-        )
-    try:
-        content = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read the model file: {err}") from err
+    content = read_weights_file(path, map_location)
     if not isinstance(content, Mapping):
         raise ValueError(f"{path}: expected a model file (a dict), got {type(content).__name__}.")
     return content

@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-__all__ = ["checkpoint_resolution", "load_network_weights"]
+__all__ = ["checkpoint_resolution", "load_network_weights", "read_weights_file"]
 
 
 def checkpoint_resolution(state_dict: Mapping[str, torch.Tensor], prefix: str = "") -> int | None:
@@ -36,6 +37,25 @@ def checkpoint_resolution(state_dict: Mapping[str, torch.Tensor], prefix: str = 
     if not blocks and f"{prefix}const" not in state_dict:
         return None
     return 2 ** (len(blocks) + 2)
+
+
+def read_weights_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with errors that name the file.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist (the message says which run writes it).
+        ValueError: when it cannot be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: model file not found. Train first (configs/train.json writes the generator, "
+            "configs/train_encoder.json the segmenter, configs/train_unet.json the U-Net), or point model_path at it."
+        )
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path}: cannot read the model file: {err}") from err
 
 
 def load_network_weights(network: nn.Module, path: str | os.PathLike, map_location: str = "cpu") -> nn.Module:
@@ -55,15 +75,7 @@ def load_network_weights(network: nn.Module, path: str | os.PathLike, map_locati
             the network (other channel widths, another kind of network).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: weights not found. Train first (configs/train.json writes the generator, "
-            "configs/train_encoder.json the segmenter), or point the config at the file."
-        )
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: cannot read the weights: {err}") from err
+    state = read_weights_file(path, map_location)
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}.")
     own = network.state_dict()
