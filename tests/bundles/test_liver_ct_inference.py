@@ -129,6 +129,7 @@ def test_evaluate_writes_per_case_dice(trained: dict[str, Path], phantom: Path, 
         "run", "evaluating", "--config_file", overlay("inference.json", "evaluate.json"),
         "--dataset_dir", str(phantom / "mri"),
         "--output_dir", str(out), "--model_path", str(trained["model"]), "--mode", "quick",
+        "--label_values", "1",  # a bare value from the command line (fire passes an int)
     )  # fmt: skip
     rows = list(csv.DictReader((out / "dice.csv").open()))
     assert [r["case"] for r in rows] == ["image_1", "image_2", "image_3", "mean", "std"]
