@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.train_step import CONFIGS
 from monai_semgan.data import (
     discover_cases,
     make_slice_dataset,
@@ -82,17 +83,10 @@ def main() -> None:
     data_s = _draw(loader, args.iterations)
     data_rate = 2 * args.batch * args.iterations / data_s
 
-    g = SemanticGenerator(
-        args.resolution,
-        z_dim=128,
-        w_dim=128,
-        mapping_layers=4,
-        channel_base=2048,
-        channel_multiplier=1,
-        channel_max=128,
-    )
-    d_img = ImageDiscriminator(args.resolution, channel_base=2048, channel_multiplier=1, channel_max=128)
-    d_joint = JointDiscriminator(base_channels=32)
+    cpu = CONFIGS["cpu"]  # the bundle's networks (train.json) at this resolution
+    g = SemanticGenerator(**{**cpu["generator"], "resolution": args.resolution})
+    d_img = ImageDiscriminator(**{**cpu["image_discriminator"], "resolution": args.resolution})
+    d_joint = JointDiscriminator(**cpu["joint_discriminator"])
     opts = [
         lazy_adam(g.parameters(), interval=4),
         lazy_adam(d_img.parameters(), interval=16),

@@ -42,23 +42,25 @@ from monai.data import decollate_batch, list_data_collate
 from monai.inferers import SliceInferer
 from monai.metrics import compute_dice
 
+from benchmarks.train_step import CONFIGS
 from monai_semgan.data import volume_preprocessing
-from monai_semgan.networks import LatentEncoder, SemanticGenerator, load_network_weights
+from monai_semgan.networks import LatentEncoder, SemanticGenerator, load_model
 from monai_semgan.segmentation import SemanticSegmenter, labeled_volumes, segmentation_postprocessing
 
 
 def build_segmenter(args: argparse.Namespace) -> SemanticSegmenter:
-    generator = SemanticGenerator(
-        args.resolution, 1, 1, args.z_dim, args.w_dim, args.mapping_layers, channel_base=args.channel_base,
-        channel_multiplier=args.channel_multiplier, channel_max=args.channel_max,
-    )  # fmt: skip
-    encoder = LatentEncoder(
-        args.resolution, generator.num_ws, args.w_dim, 1, channel_base=args.channel_base,
-        channel_multiplier=args.channel_multiplier, channel_max=args.channel_max,
-    )  # fmt: skip
-    net = SemanticSegmenter(generator, encoder, perceptual=args.perceptual)
+    """The segmenter of ``--model`` (architecture and weights from its file), or, without one, a freshly initialized
+    segmenter of the bundle's CPU architecture (``train.json``) for speed alone."""
     if args.model:
-        load_network_weights(net, args.model)
+        net = load_model(args.model, perceptual=args.perceptual)
+    else:
+        generator = SemanticGenerator(**CONFIGS["cpu"]["generator"])
+        g = generator
+        encoder = LatentEncoder(
+            g.resolution, g.num_ws, g.w_dim, g.image_channels, g.channel_base, g.channel_multiplier, g.channel_max
+        )
+        net = SemanticSegmenter(generator, encoder, perceptual=args.perceptual)
+    args.resolution = net.resolution
     return net.eval()
 
 
@@ -200,10 +202,6 @@ def main() -> None:
     parser.add_argument("--title", default="")
     parser.add_argument("--plot_csv", nargs="*", default=[], help='saved runs to plot together: "label=file.csv"')
     parser.add_argument("--threads", type=int, default=0)
-    for name, default in (("resolution", 64), ("z_dim", 128), ("w_dim", 128), ("mapping_layers", 4)):
-        parser.add_argument(f"--{name}", type=int, default=default)
-    for name, default in (("channel_base", 2048), ("channel_multiplier", 1), ("channel_max", 128)):
-        parser.add_argument(f"--{name}", type=int, default=default)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
