@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from monai_semgan.segmentation.dice_report import DiceReport, case_name, case_scores, write_dice_csv
 from monai_semgan.segmentation.processing import (
+    MASK_DESCRIPTION,
+    OUTPUT_POSTFIXES,
     AtomicNibabelWriter,
+    check_outputs,
+    is_project_output,
     labeled_volumes,
     list_volumes,
     segmentation_postprocessing,
@@ -22,11 +26,15 @@ from monai_semgan.segmentation.processing import (
 from monai_semgan.segmentation.segmenter import SemanticSegmenter
 
 __all__ = [
+    "MASK_DESCRIPTION",
+    "OUTPUT_POSTFIXES",
     "AtomicNibabelWriter",
     "DiceReport",
     "SemanticSegmenter",
     "case_name",
     "case_scores",
+    "check_outputs",
+    "is_project_output",
     "labeled_volumes",
     "list_volumes",
     "segmentation_postprocessing",

@@ -14,8 +14,10 @@ logits back onto the input's grid (undoing :func:`~monai_semgan.data.volume_prep
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import nibabel as nib
 from monai.data import NibabelWriter
 from monai.transforms import (
     Activationsd,
@@ -32,25 +34,91 @@ from monai_semgan.data.discovery import discover_cases
 from monai_semgan.data.sitk_reader import list_dicom_series
 
 __all__ = [
+    "MASK_DESCRIPTION",
+    "OUTPUT_POSTFIXES",
     "AtomicNibabelWriter",
+    "check_outputs",
+    "is_project_output",
     "labeled_volumes",
     "list_volumes",
     "segmentation_postprocessing",
 ]
 
 _NIFTI = (".nii", ".nii.gz")
+# what the project writes: <case>_<postfix>.nii.gz with this NIfTI header description, so it never reads them as input
+MASK_DESCRIPTION = b"monai-semgan segmentation"
+OUTPUT_POSTFIXES = ("seg", "prob")
 
 
 def _is_nifti(path: Path) -> bool:
     return path.is_file() and path.name.endswith(_NIFTI)
 
 
-def list_volumes(path: str | os.PathLike, image_key: str = "image") -> list[dict[str, str]]:
+def _case(path: str | os.PathLike) -> str:
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def is_project_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a mask or probability map this project wrote (``<case>_seg.nii.gz`` or ``_prob.nii.gz``
+    whose NIfTI header description is :data:`MASK_DESCRIPTION`)."""
+    path = Path(path)
+    if not (path.is_file() and any(path.name.endswith(f"_{p}.nii.gz") for p in OUTPUT_POSTFIXES)):
+        return False
+    try:
+        return bytes(nib.load(str(path)).header["descrip"]).startswith(MASK_DESCRIPTION)
+    except Exception:  # unreadable: not ours
+        return False
+
+
+def check_outputs(
+    items: Sequence[Mapping[str, str]], output_dir: str | os.PathLike, postfixes: Sequence[str] = OUTPUT_POSTFIXES
+) -> None:
+    """Refuse, before anything is written, outputs that would replace an input or each other.
+
+    The outputs of an item are ``<output_dir>/<case>_<postfix>.nii.gz``. An output may replace a mask this project
+    wrote earlier (:func:`is_project_output`), nothing else.
+
+    Args:
+        items: data dicts; every string value that names an existing file or folder is an input.
+        output_dir: where the outputs go.
+        postfixes: the output postfixes.
+
+    Raises:
+        ValueError: naming the files, when an output is an input, two inputs share an output, or an output would
+            replace a file the project did not write.
+    """
+    inputs = {Path(v).resolve() for item in items for v in item.values() if isinstance(v, str) and os.path.exists(v)}
+    planned: dict[Path, str] = {}
+    for item in items:
+        image = str(item["image"])
+        for postfix in postfixes:
+            out = (Path(output_dir) / f"{_case(image)}_{postfix}.nii.gz").resolve()
+            if out in inputs:
+                raise ValueError(f"{out}: the output of {image} would overwrite an input; choose another output_dir.")
+            if out in planned:
+                raise ValueError(f"{planned[out]} and {image} would both be written to {out}; rename one of them.")
+            if out.exists() and not is_project_output(out):
+                raise ValueError(
+                    f"{out}: exists and was not written by monai-semgan; refusing to replace it (choose another "
+                    "output_dir)."
+                )
+            planned[out] = image
+
+
+def list_volumes(
+    path: str | os.PathLike, output_dir: str | os.PathLike | None = None, image_key: str = "image"
+) -> list[dict[str, str]]:
     """The volumes to segment under ``path``: a NIfTI file, a DICOM series folder, or a folder of NIfTI files and
-    DICOM series sub-folders (not recursive beyond that).
+    DICOM series sub-folders (not recursive beyond that). Masks this project wrote are skipped
+    (:func:`is_project_output`), so segmenting a folder twice does not segment its masks.
 
     Args:
         path: file or folder.
+        output_dir: where the masks will go; given, the outputs are checked with :func:`check_outputs` first.
         image_key: key of the image path in the returned dicts.
 
     Returns:
@@ -58,7 +126,8 @@ def list_volumes(path: str | os.PathLike, image_key: str = "image") -> list[dict
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
-        ValueError: when it is a file that is not NIfTI, or a folder with no volume in it.
+        ValueError: when it is a file that is not NIfTI (or a mask of this project), a folder with no volume in it,
+            or the outputs would replace inputs or each other.
     """
     root = Path(path).expanduser()
     if not root.exists():
@@ -66,39 +135,64 @@ def list_volumes(path: str | os.PathLike, image_key: str = "image") -> list[dict
     if root.is_file():
         if not _is_nifti(root):
             raise ValueError(f"{root}: expected a NIfTI file (.nii / .nii.gz) or a DICOM series folder.")
-        return [{image_key: str(root)}]
-    if list_dicom_series(root):
-        return [{image_key: str(root)}]
-    found = [p for p in sorted(root.iterdir()) if _is_nifti(p) or (p.is_dir() and list_dicom_series(p))]
-    if not found:
-        raise ValueError(f"{root}: no NIfTI file or DICOM series found in this folder.")
-    return [{image_key: str(p)} for p in found]
+        if is_project_output(root):
+            raise ValueError(f"{root}: a mask written by monai-semgan, not an image to segment.")
+        found = [root]
+    elif list_dicom_series(root):
+        found = [root]
+    else:
+        found = [
+            p
+            for p in sorted(root.iterdir())
+            if (_is_nifti(p) and not is_project_output(p)) or (p.is_dir() and list_dicom_series(p))
+        ]
+        if not found:
+            raise ValueError(f"{root}: no NIfTI file or DICOM series found in this folder.")
+    items = [{image_key: str(p)} for p in found]
+    if output_dir is not None:
+        check_outputs([{"image": d[image_key]} for d in items], output_dir)
+    return items
 
 
-def labeled_volumes(source: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> list[dict[str, str]]:
+def labeled_volumes(
+    source: str | os.PathLike,
+    cache_dir: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+) -> list[dict[str, str]]:
     """The labeled cases of a data folder (``image_N`` / ``label_N`` pairs, imagesTr/labelsTr, LiTS, CHAOS) or a MONAI
     datalist, for evaluation.
 
     Args:
         source: folder or datalist ``.json``.
         cache_dir: conversion cache, needed for the raw CHAOS layout only.
+        output_dir: where the masks will go; given, the outputs are checked with :func:`check_outputs` first.
 
     Returns:
         ``[{"image": ..., "label": ..., "case_id": ...}, ...]``.
 
     Raises:
         FileNotFoundError: when ``source`` does not exist.
-        ValueError: when it holds no labeled case.
+        ValueError: when it holds no labeled case, or the outputs would replace inputs or each other.
     """
     cases = [c for c in discover_cases(source, cache_dir=cache_dir) if c.get("label")]
     if not cases:
         raise ValueError(f"{source}: no labeled case (image_N.nii.gz with label_N.nii.gz, or a datalist with labels).")
+    if output_dir is not None:
+        check_outputs(cases, output_dir)
     return cases
 
 
 class AtomicNibabelWriter(NibabelWriter):
     """MONAI's ``NibabelWriter`` writing to a temporary file beside the destination and renaming it, so a stopped run
-    never leaves half a mask; it refuses to write over the volume being segmented."""
+    never leaves half a mask; it refuses to write over the volume being segmented, and marks what it writes with
+    :data:`MASK_DESCRIPTION` in the NIfTI header (see :func:`is_project_output`)."""
+
+    @classmethod
+    def create_backend_obj(cls, data_array, affine=None, dtype=None, **kwargs):  # type: ignore[override]
+        """MONAI's NIfTI image, with the header description that marks the project's outputs."""
+        image = super().create_backend_obj(data_array, affine=affine, dtype=dtype, **kwargs)
+        image.header["descrip"] = MASK_DESCRIPTION
+        return image
 
     def write(self, filename: str | os.PathLike, verbose: bool = False, **obj_kwargs) -> None:  # type: ignore[override]
         """Write ``filename`` atomically (see ``NibabelWriter.write``).

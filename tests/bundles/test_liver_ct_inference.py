@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -224,3 +225,21 @@ def test_missing_checkpoint_and_other_resolution_fail_clearly(trained: dict[str,
         "--model_architecture", json.dumps(model["architecture"]),
     )  # fmt: skip
     assert (out / "image_1_seg.nii.gz").exists()
+
+
+def test_inference_into_its_input_folder_never_replaces_an_input(trained: dict, phantom: Path, tmp_path: Path) -> None:
+    """The reproduction of issue 19: a real image named like a mask, and the output folder equal to the input."""
+    same = tmp_path / "same"
+    same.mkdir()
+    shutil.copy(phantom / "mri" / "image_2.nii.gz", same / "a.nii.gz")
+    shutil.copy(phantom / "mri" / "image_3.nii.gz", same / "a_seg.nii.gz")
+    before = (same / "a_seg.nii.gz").read_bytes()
+    proc = infer(trained, same, same, check=False)
+    assert proc.returncode != 0 and "would overwrite an input" in proc.stderr
+    assert (same / "a_seg.nii.gz").read_bytes() == before
+    assert sorted(p.name for p in same.iterdir()) == ["a.nii.gz", "a_seg.nii.gz"]
+    # with an image of its own name, twice into the same folder: the second run skips the first run's mask
+    (same / "a_seg.nii.gz").rename(tmp_path / "moved.nii.gz")
+    infer(trained, same, same)
+    infer(trained, same, same)
+    assert sorted(p.name for p in same.iterdir()) == ["a.nii.gz", "a_seg.nii.gz"]

@@ -30,6 +30,7 @@ from monai_semgan.segmentation import (
     AtomicNibabelWriter,
     DiceReport,
     case_name,
+    is_project_output,
     labeled_volumes,
     list_volumes,
     segmentation_postprocessing,
@@ -157,6 +158,41 @@ def test_round_trip_restores_the_input_grid(tmp_path: Path) -> None:
     assert result["pred"].shape[1:] == data.shape
     assert (out / "in_prob.nii.gz").exists()
     assert sorted(p.name for p in out.iterdir()) == ["in_prob.nii.gz", "in_seg.nii.gz"]
+    # both are marked as the project's, so a later run recognises them and never segments them as input
+    assert is_project_output(out / "in_seg.nii.gz") and is_project_output(out / "in_prob.nii.gz")
+    assert not is_project_output(source)
+    shutil.copy(source, out / "in.nii.gz")
+    assert [Path(d["image"]).name for d in list_volumes(out)] == ["in.nii.gz"]
+    with pytest.raises(ValueError, match="a mask written by monai-semgan"):
+        list_volumes(out / "in_seg.nii.gz")
+    # writing into the input folder again replaces only the project's own masks
+    assert list_volumes(out, output_dir=out) == [{"image": str(out / "in.nii.gz")}]
+
+
+def test_outputs_that_would_replace_inputs_or_each_other_are_refused_first(phantom: Path, tmp_path: Path) -> None:
+    same = tmp_path / "same"
+    same.mkdir()
+    shutil.copy(phantom / "image_1.nii.gz", same / "a.nii.gz")
+    shutil.copy(phantom / "image_2.nii.gz", same / "a_seg.nii.gz")  # a real image whose name looks like a mask
+    before = (same / "a_seg.nii.gz").read_bytes()
+    with pytest.raises(ValueError, match=r"a_seg.nii.gz: the output of .*a.nii.gz would overwrite an input"):
+        list_volumes(same, output_dir=same)
+    assert (same / "a_seg.nii.gz").read_bytes() == before and sorted(p.name for p in same.iterdir()) == [
+        "a.nii.gz",
+        "a_seg.nii.gz",
+    ]
+    stems = tmp_path / "stems"
+    stems.mkdir()
+    shutil.copy(phantom / "image_1.nii.gz", stems / "b.nii.gz")
+    nib.save(nib.load(str(phantom / "image_2.nii.gz")), str(stems / "b.nii"))
+    with pytest.raises(ValueError, match=r"b.nii.* and .*b.nii.gz would both be written to .*b_seg.nii.gz"):
+        list_volumes(stems, output_dir=tmp_path / "out")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    shutil.copy(phantom / "image_1.nii.gz", foreign / "image_1_seg.nii.gz")  # a file the project did not write
+    with pytest.raises(ValueError, match="image_1_seg.nii.gz: exists and was not written by monai-semgan"):
+        labeled_volumes(phantom, output_dir=foreign)
+    assert len(labeled_volumes(phantom, output_dir=tmp_path / "fresh")) == 2
 
 
 def test_atomic_writer_refuses_to_overwrite_the_input(tmp_path: Path) -> None:
