@@ -87,3 +87,23 @@ def test_launcher_command(tmp_path: Path) -> None:
         build_command(["--studies", str(tmp_path / "missing"), "--bundle", str(BUNDLE)])
     with pytest.raises(SystemExit):
         build_command(["--studies", str(studies), "--bundle", str(tmp_path)])
+
+
+@pytest.mark.parametrize(("given", "expected"), [("6", {"6": 1}), ("btcv", {"6": 1}), ("[1, 2]", {"1": 1, "2": 1})])
+def test_launcher_label_values_in_any_form(tmp_path: Path, given: str, expected: dict) -> None:
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    cmd = build_command(
+        ["--studies", str(studies), "--bundle", str(BUNDLE), "--workspace", str(tmp_path / "ws"),
+         "--label_values", given]
+    )  # fmt: skip
+    conf = {cmd[i + 1]: cmd[i + 2] for i, a in enumerate(cmd) if a == "--conf"}
+    assert json.loads(conf["label_values"]) == expected
+
+
+def test_launcher_refuses_unknown_label_values(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    with pytest.raises(SystemExit):
+        build_command(["--studies", str(studies), "--bundle", str(BUNDLE), "--label_values", "liver"])
+    assert "label_values 'liver'" in capsys.readouterr().err
