@@ -56,8 +56,8 @@ def evaluate(policy: str, args: argparse.Namespace) -> list[dict[str, str]]:
     preprocessing = parser.get_parsed_content("preprocessing")
     image_resizes = [t for t in preprocessing.transforms if isinstance(t, Resized) and "image" in t.keys]
     assert len(image_resizes) == 1, "expected one image resize in the volume pipeline"
-    for name, value in POLICIES[policy].items():
-        setattr(image_resizes[0].resizer, name, value)
+    for name, value in POLICIES[policy].items():  # Resized passes its own per-key settings to the resizer
+        setattr(image_resizes[0], name, (value,))
     parser.get_parsed_content("initialize")
     parser.get_parsed_content("run")
     with open(out / "dice.csv", encoding="utf-8") as f:

@@ -17,7 +17,7 @@ geometry) -> RAS -> intensity to [-1, 1] (CT window in HU, or MRI percentiles) -
 
 Every step is recorded in the MetaTensors' applied operations, so ``Invertd`` maps slice-wise results back onto the
 input's grid. The in-plane resize is one policy for everyone: ``area`` (the mean over each output pixel's footprint),
-chosen by measurement (docs/benchmarks.md, "Resize policy").
+the resize the models are trained with, chosen by measurement (docs/benchmarks.md, "Resize policy").
 """
 
 from __future__ import annotations
