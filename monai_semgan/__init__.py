@@ -12,7 +12,8 @@
 
 The package reads in the order data flows: ``ops`` and ``networks`` (the models), ``losses``, ``data`` (load and
 transform), ``engines`` and ``handlers`` (train), ``inversion`` (embed images into W+), ``segmentation`` (segment
-volumes slice-wise).
+volumes slice-wise); ``settings`` and ``error_report`` check a bundle's settings before it writes anything and report
+an error in one line.
 """
 
 from __future__ import annotations
@@ -24,7 +25,18 @@ __version__ = "0.6.0"
 
 # Subpackages in data-flow order; imported on first attribute access, so `import monai_semgan` stays cheap and
 # bundle configs can write `$import monai_semgan` then `monai_semgan.data.discover_cases(...)`.
-_SUBPACKAGES = ("ops", "networks", "losses", "data", "engines", "handlers", "inversion", "segmentation")
+_SUBPACKAGES = (
+    "ops",
+    "networks",
+    "losses",
+    "data",
+    "engines",
+    "handlers",
+    "inversion",
+    "segmentation",
+    "settings",
+    "error_report",
+)
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

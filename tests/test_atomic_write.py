@@ -121,3 +121,39 @@ def test_a_failing_atomic_dir_leaves_the_old_folder_and_no_temporary(tmp_path: P
             raise OSError("disk full")
     assert [p.name for p in dest.iterdir()] == ["old.dcm"]
     assert [p.name for p in tmp_path.iterdir()] == ["series"]
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from monai_semgan.atomic_write import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a model" * 1000)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_write_leaves_a_recognisable_partial_that_the_next_start_removes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from monai_semgan.atomic_write import remove_partial_files
+
+    dest = tmp_path / "models" / "model.pt"
+    dest.parent.mkdir()
+    dest.write_bytes(b"the previous model")
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(dest)], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    left = [p for p in dest.parent.iterdir() if p != dest]
+    assert len(left) == 1 and left[0].name.startswith(".model.pt.partial.") and left[0].stat().st_size == 12000
+    assert dest.read_bytes() == b"the previous model"
+
+    others = [dest.parent / name for name in ("notes.txt", ".hidden", ".model.pt.bak", ".model.pt.partial")]
+    for path in others:
+        path.write_text("keep")
+    legacy = dest.parent / ".model.pt.ab12cd34"  # what 0.6.0's atomic_path named its temporaries
+    legacy.write_text("partial")
+    assert remove_partial_files(dest.parent) == left
+    assert remove_partial_files(dest.parent, legacy_names=("model.pt",)) == [legacy]
+    assert sorted(p.name for p in dest.parent.iterdir()) == sorted(["model.pt", *(p.name for p in others)])
+    assert remove_partial_files(tmp_path / "missing") == []

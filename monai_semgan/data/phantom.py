@@ -327,8 +327,8 @@ def resolve_dataset_dir(
 
     An unset or empty ``dataset_dir`` (``""``, ``None``) means "no data of my own": the phantom is written once to
     ``output_dir/phantom`` (reused when its parameters match) and its ``modality`` folder is returned. A path that is
-    given is returned as it is; whether it exists and holds data is checked by
-    :func:`~monai_semgan.data.discovery.discover_cases`, so a mistyped path is an error, never silently phantom data.
+    given must exist (whether it holds data is checked by :func:`~monai_semgan.data.discovery.discover_cases`), so a
+    mistyped path is an error, never silently phantom data.
 
     Args:
         dataset_dir: the user's data folder or datalist, or empty.
@@ -339,9 +339,15 @@ def resolve_dataset_dir(
 
     Returns:
         the folder (or datalist) to discover cases in.
+
+    Raises:
+        FileNotFoundError: when ``dataset_dir`` is given and does not exist.
     """
     if dataset_dir:
-        return Path(dataset_dir).expanduser()
+        path = Path(dataset_dir).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: data folder or datalist does not exist (dataset_dir).")
+        return path
     root = Path(output_dir) / "phantom"
     marker = root / "phantom.json"
     params = {"num_cases": num_cases, "seed": seed, "modalities": ["ct", "mri"]}

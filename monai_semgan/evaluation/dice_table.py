@@ -113,10 +113,11 @@ def read_case_dice(path: str | os.PathLike) -> dict[str, float]:
         path: the ``dice.csv`` file.
 
     Returns:
-        ``{case: dice}``.
+        ``{case: dice}``; NaN for a case that was not scored (empty reference).
     """
     with open(path, encoding="utf-8") as f:
-        return {r["case"]: float(r["dice"]) for r in csv.DictReader(f) if r["case"] not in ("mean", "std")}
+        rows = [r for r in csv.DictReader(f) if r["case"] not in ("mean", "std")]
+    return {r["case"]: float(r["dice"]) if r["dice"] else float("nan") for r in rows}
 
 
 def merge_history(summary: Sequence[dict[str, Any]], path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 import warnings
@@ -28,6 +29,8 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 from monai_semgan.atomic_write import atomic_path
 
 __all__ = ["DiceReport", "case_name", "case_scores", "write_dice_csv"]
+
+logger = logging.getLogger(__name__)
 
 
 def case_name(item: Any) -> str:
@@ -44,7 +47,9 @@ class DiceReport:
     """Collect per-case 3-D Dice and HD95 from an evaluator's decollated outputs (binary masks ``pred`` and ``label``
     on the input's grid), then print a table and write ``csv_path`` atomically (one row per case, then the mean).
 
-    After the run, ``engine.state.metrics`` holds ``mean_dice`` and ``mean_hd95``.
+    A reference without any voxel of the structure (often a wrong ``label_values``) has no meaningful Dice: the case is
+    listed with an empty score, left out of the mean, and a warning names it. The summary line says how many cases
+    were scored. After the run, ``engine.state.metrics`` holds ``mean_dice``, ``mean_hd95`` and ``cases_scored``.
 
     Args:
         csv_path: the CSV file (``dice.csv``).
@@ -70,21 +75,36 @@ class DiceReport:
     def _collect(self, engine: Engine) -> None:
         items = engine.state.output if isinstance(engine.state.output, list) else [engine.state.output]
         for item in items:
+            name = case_name(item[self.pred_key])
+            if not torch.as_tensor(item[self.label_key]).any():
+                logger.warning(
+                    f"{name}: the reference has no voxel of the structure (check label_values); not scored, left out "
+                    "of the mean."
+                )
+                self.rows.append({"case": name, "dice": float("nan"), "hd95_mm": float("nan")})
+                continue
             dice, hd = case_scores(item[self.pred_key], item[self.label_key], hd95=self.hd95)
-            self.rows.append({"case": case_name(item[self.pred_key]), "dice": dice, "hd95_mm": hd})
+            self.rows.append({"case": name, "dice": dice, "hd95_mm": hd})
 
     def _report(self, engine: Engine) -> None:
         summary = write_dice_csv(self.rows, self.csv_path)
         engine.state.metrics["mean_dice"] = summary["mean_dice"]
         engine.state.metrics["mean_hd95"] = summary["mean_hd95"]
+        engine.state.metrics["cases_scored"] = summary["cases_scored"]
         width = max([len(r["case"]) for r in self.rows] + [4])
         lines = [f"{'case':<{width}}  dice    hd95 (mm)"]
-        lines += [f"{r['case']:<{width}}  {r['dice']:.4f}  {_fmt(r['hd95_mm'])}" for r in self.rows]
+        lines += [
+            f"{r['case']:<{width}}  {_fmt(r['dice'], 4, 'empty reference'):<6}  {_fmt(r['hd95_mm'])}" for r in self.rows
+        ]
+        empty = len(self.rows) - summary["cases_scored"]
         lines.append(
-            f"{'mean':<{width}}  {summary['mean_dice']:.4f}  {_fmt(summary['mean_hd95'])}   "
-            f"(std {summary['std_dice']:.4f}, {len(self.rows)} cases)"
+            f"{'mean':<{width}}  {_fmt(summary['mean_dice'], 4):<6}  {_fmt(summary['mean_hd95'])}   "
+            f"(std {_fmt(summary['std_dice'], 4)}, {summary['cases_scored']} of {len(self.rows)} cases scored"
+            + (f"; {empty} with an empty reference left out)" if empty else ")")
         )
         print("\n".join(lines) + f"\nwritten to {self.csv_path}", flush=True)
+        if not summary["cases_scored"]:
+            logger.warning("no case was scored: every reference is empty (check label_values).")
 
 
 def case_scores(pred: Any, label: Any, hd95: bool = True) -> tuple[float, float]:
@@ -117,30 +137,34 @@ def write_dice_csv(rows: list[dict[str, Any]], path: str | os.PathLike) -> dict[
     """Write ``dice.csv`` atomically: one row per case (``case``, ``dice``, ``hd95_mm``), then the mean and std.
 
     Args:
-        rows: ``{"case", "dice", "hd95_mm"}`` per case (NaN HD95 is written empty).
+        rows: ``{"case", "dice", "hd95_mm"}`` per case (NaN is written empty: a case not scored, an HD95 without both
+            masks).
         path: the CSV file.
 
     Returns:
-        ``mean_dice``, ``std_dice`` and ``mean_hd95`` (over the cases with a finite HD95).
+        ``mean_dice`` and ``std_dice`` over the scored cases (finite Dice), ``mean_hd95`` over the cases with a finite
+        HD95, and ``cases_scored``.
     """
     dice = np.array([r["dice"] for r in rows], dtype=float)
     hd = np.array([r["hd95_mm"] for r in rows], dtype=float)
+    scored = dice[np.isfinite(dice)]
     summary = {
-        "mean_dice": float(dice.mean()) if dice.size else float("nan"),
-        "std_dice": float(dice.std()) if dice.size else float("nan"),
+        "mean_dice": float(scored.mean()) if scored.size else float("nan"),
+        "std_dice": float(scored.std()) if scored.size else float("nan"),
         "mean_hd95": float(np.nanmean(hd)) if np.isfinite(hd).any() else float("nan"),
+        "cases_scored": int(scored.size),
     }
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["case", "dice", "hd95_mm"])
     for r in rows:
-        writer.writerow([r["case"], f"{r['dice']:.4f}", _fmt(r["hd95_mm"])])
-    writer.writerow(["mean", f"{summary['mean_dice']:.4f}", _fmt(summary["mean_hd95"])])
-    writer.writerow(["std", f"{summary['std_dice']:.4f}", ""])
+        writer.writerow([r["case"], _fmt(r["dice"], 4), _fmt(r["hd95_mm"])])
+    writer.writerow(["mean", _fmt(summary["mean_dice"], 4), _fmt(summary["mean_hd95"])])
+    writer.writerow(["std", _fmt(summary["std_dice"], 4), ""])
     with atomic_path(Path(path)) as tmp:
         tmp.write_text(buffer.getvalue())
     return summary
 
 
-def _fmt(value: float) -> str:
-    return "" if math.isnan(value) else f"{value:.2f}"
+def _fmt(value: float, digits: int = 2, missing: str = "") -> str:
+    return missing if math.isnan(value) else f"{value:.{digits}f}"

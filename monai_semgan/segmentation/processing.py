@@ -13,6 +13,7 @@ logits back onto the input's grid (undoing :func:`~monai_semgan.data.volume_prep
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from monai.transforms import (
     SaveImaged,
 )
 
-from monai_semgan.atomic_write import atomic_path
+from monai_semgan.atomic_write import atomic_path, remove_partial_files
 from monai_semgan.data.discovery import discover_cases
 from monai_semgan.data.sitk_reader import list_dicom_series
 
@@ -38,6 +39,7 @@ __all__ = [
     "OUTPUT_POSTFIXES",
     "AtomicNibabelWriter",
     "check_outputs",
+    "check_writable_folder",
     "is_project_output",
     "labeled_volumes",
     "list_volumes",
@@ -48,6 +50,8 @@ _NIFTI = (".nii", ".nii.gz")
 # what the project writes: <case>_<postfix>.nii.gz with this NIfTI header description, so it never reads them as input
 MASK_DESCRIPTION = b"monai-semgan segmentation"
 OUTPUT_POSTFIXES = ("seg", "prob")
+
+logger = logging.getLogger(__name__)
 
 
 def _is_nifti(path: Path) -> bool:
@@ -74,13 +78,38 @@ def is_project_output(path: str | os.PathLike) -> bool:
         return False
 
 
+def check_writable_folder(folder: str | os.PathLike, setting: str = "output_dir") -> None:
+    """Refuse a folder that is a file or cannot be written (checked on the folder, or the first existing parent that
+    would hold it), before anything is written into it.
+
+    Args:
+        folder: the output folder, existing or to be created.
+        setting: the setting's name, for the message.
+
+    Raises:
+        ValueError: when ``folder`` or a parent is a file.
+        PermissionError: when the folder (or the parent it would be created in) is not writable.
+    """
+    path = Path(folder).absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{existing}: is a file, so {setting} {path} cannot be a folder; choose another {setting}.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" (where {path} would be created)"
+        raise PermissionError(f"{existing}: not writable{where}; choose another {setting}.")
+
+
 def check_outputs(
     items: Sequence[Mapping[str, str]], output_dir: str | os.PathLike, postfixes: Sequence[str] = OUTPUT_POSTFIXES
 ) -> None:
-    """Refuse, before anything is written, outputs that would replace an input or each other.
+    """Refuse, before anything is written, outputs that would replace an input or each other, and an output folder
+    that cannot be written.
 
     The outputs of an item are ``<output_dir>/<case>_<postfix>.nii.gz``. An output may replace a mask this project
-    wrote earlier (:func:`is_project_output`), nothing else.
+    wrote earlier (:func:`is_project_output`), nothing else. Partial files that a killed run left in ``output_dir``
+    are removed (:func:`~monai_semgan.atomic_write.remove_partial_files`).
 
     Args:
         items: data dicts; every string value that names an existing file or folder is an input.
@@ -89,8 +118,11 @@ def check_outputs(
 
     Raises:
         ValueError: naming the files, when an output is an input, two inputs share an output, or an output would
-            replace a file the project did not write.
+            replace a file the project did not write; or when ``output_dir`` is a file.
+        PermissionError: when ``output_dir`` (or the folder it would be created in) is not writable.
     """
+    check_writable_folder(output_dir, "output_dir")
+    remove_partial_files(output_dir)
     inputs = {Path(v).resolve() for item in items for v in item.values() if isinstance(v, str) and os.path.exists(v)}
     planned: dict[Path, str] = {}
     for item in items:
@@ -168,13 +200,18 @@ def labeled_volumes(
         output_dir: where the masks will go; given, the outputs are checked with :func:`check_outputs` first.
 
     Returns:
-        ``[{"image": ..., "label": ..., "case_id": ...}, ...]``.
+        ``[{"image": ..., "label": ..., "case_id": ...}, ...]``; images without a label are left out and named in a
+        warning.
 
     Raises:
         FileNotFoundError: when ``source`` does not exist.
         ValueError: when it holds no labeled case, or the outputs would replace inputs or each other.
     """
-    cases = [c for c in discover_cases(source, cache_dir=cache_dir) if c.get("label")]
+    found = discover_cases(source, cache_dir=cache_dir)
+    cases = [c for c in found if c.get("label")]
+    unlabeled = [str(c["image"]) for c in found if not c.get("label")]
+    if unlabeled:
+        logger.warning(f"{len(unlabeled)} image(s) without a label file, not scored: {', '.join(unlabeled)}")
     if not cases:
         raise ValueError(f"{source}: no labeled case (image_N.nii.gz with label_N.nii.gz, or a datalist with labels).")
     if output_dir is not None:

@@ -195,8 +195,9 @@ def test_bad_volumes_fail_with_the_file_named_and_nothing_written(
     out = tmp_path / "out"
     proc = infer(trained, bad, out, "--mode", "quick", check=False)
     assert proc.returncode != 0
-    assert str(bad) in proc.stderr and message in proc.stderr, proc.stderr[-2000:]
-    assert not out.exists() or not any(out.iterdir())
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(bad) in last and message in last, proc.stderr[-2000:]
+    assert not out.exists()
 
 
 def test_missing_checkpoint_and_other_resolution_fail_clearly(trained: dict[str, Path], phantom, tmp_path) -> None:
@@ -208,6 +209,7 @@ def test_missing_checkpoint_and_other_resolution_fail_clearly(trained: dict[str,
         "--output_dir", str(out), "--model_path", str(missing), check=False,
     )  # fmt: skip
     assert proc.returncode != 0 and str(missing) in proc.stderr and "not found" in proc.stderr
+    assert not out.exists()
     # a 0.5.x file (a bare state dict) fails naming the file and how to state its architecture, then runs with it
     legacy = tmp_path / "legacy.pt"
     model = torch.load(trained["model"], weights_only=True)
@@ -218,7 +220,7 @@ def test_missing_checkpoint_and_other_resolution_fail_clearly(trained: dict[str,
     )  # fmt: skip
     assert proc.returncode != 0
     assert str(legacy) in proc.stderr and "0.5.x" in proc.stderr and "model_architecture" in proc.stderr
-    assert not out.exists() or not any(out.iterdir())
+    assert not out.exists()
     trained["run"](
         "run", "inference", "--config_file", str(CONFIGS / "inference.json"), "--input", str(source),
         "--output_dir", str(out), "--model_path", str(legacy),
@@ -243,3 +245,66 @@ def test_inference_into_its_input_folder_never_replaces_an_input(trained: dict, 
     infer(trained, same, same)
     infer(trained, same, same)
     assert sorted(p.name for p in same.iterdir()) == ["a.nii.gz", "a_seg.nii.gz"]
+
+
+def last_line(proc) -> str:
+    return proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--threshold", "2", "setting threshold = 2: must be a number from 0 to 1"),
+        ("--mode", "fast", 'setting mode = \'fast\': must be "quick" or "optimize"'),
+        ("--slices_per_batch", "0", "setting slices_per_batch = 0: must be a positive integer"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_nothing_is_written(
+    trained: dict, phantom: Path, tmp_path: Path, flag: str, value: str, message: str
+) -> None:
+    out = tmp_path / "out"
+    proc = infer(trained, phantom / "mri" / "image_1.nii.gz", out, flag, value, check=False)
+    assert proc.returncode == 1
+    assert last_line(proc) == f"error: {message} ({flag} on the command line).", proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "Failed to evaluate" not in proc.stderr
+    assert not out.exists()
+
+
+def test_debug_prints_the_whole_traceback(trained: dict, phantom: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = infer(trained, phantom / "mri" / "image_1.nii.gz", out, "--threshold", "2", "--debug", "true", check=False)
+    assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr
+    assert "setting threshold = 2" in proc.stderr and not out.exists()
+
+
+def test_an_output_folder_that_cannot_be_a_folder_is_refused_before_work(
+    trained: dict, phantom: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    proc = infer(trained, phantom / "mri" / "image_1.nii.gz", blocker / "out", check=False)
+    assert proc.returncode == 1 and last_line(proc) == (
+        f"error: {blocker}: is a file, so output_dir {blocker / 'out'} cannot be a folder; choose another output_dir."
+    )
+    assert blocker.read_text() == "not a folder"
+
+
+def test_evaluation_names_unscored_cases_and_counts_the_scored(trained: dict, phantom: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("image_1", "image_2", "image_3", "label_1", "label_3"):
+        shutil.copy(phantom / "mri" / f"{name}.nii.gz", data / f"{name}.nii.gz")
+    empty = nib.load(data / "label_1.nii.gz")
+    nib.save(nib.Nifti1Image(np.zeros(empty.shape, np.uint8), empty.affine), data / "label_1.nii.gz")
+    out = tmp_path / "eval"
+    proc = trained["run"](
+        "run", "evaluating", "--config_file", overlay("inference.json", "evaluate.json"), "--dataset_dir", str(data),
+        "--output_dir", str(out), "--model_path", str(trained["model"]), "--label_values", "1",
+    )  # fmt: skip
+    log = proc.stdout + proc.stderr
+    assert f"1 image(s) without a label file, not scored: {data / 'image_2.nii.gz'}" in log
+    assert "image_1: the reference has no voxel of the structure (check label_values)" in log
+    assert "1 of 2 cases scored; 1 with an empty reference left out" in log
+    rows = {r["case"]: r for r in csv.DictReader((out / "dice.csv").open())}
+    assert list(rows) == ["image_1", "image_3", "mean", "std"]
+    assert rows["image_1"]["dice"] == "" and rows["mean"]["dice"] == rows["image_3"]["dice"]

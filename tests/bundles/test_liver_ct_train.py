@@ -180,6 +180,75 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(small_data: Path, tmp_
 
 
 @pytest.mark.slow
+def test_iterations_are_exact_and_resume_falls_back_past_a_truncated_checkpoint(
+    small_data: Path, tmp_path: Path
+) -> None:
+    proc = run_bundle(bundle_command(tmp_path, small_data, 3))  # 1.5 epochs of 2 iterations
+    assert "SemanticGAN training finished: 3 iterations" in proc.stdout
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint_2.pt", "checkpoint_3.pt"]
+    assert torch.load(checkpoints / "checkpoint_3.pt", weights_only=False)["trainer"]["iteration"] == 3
+
+    # the newest checkpoint truncated (a full disk), and what killed writes leave behind
+    newest = checkpoints / "checkpoint_3.pt"
+    newest.write_bytes(newest.read_bytes()[:4096])
+    partial = [checkpoints / ".checkpoint_4.pt.partial.a1b2c3d4", tmp_path / "models" / ".model.pt.partial.e5f6g7h8"]
+    legacy = tmp_path / "models" / ".model.pt.x9y8z7w6"  # what 0.6.0 left when killed during export
+    for path in [*partial, legacy]:
+        path.write_bytes(b"\0" * 1000)
+    proc = run_bundle(bundle_command(tmp_path, small_data, 5))
+    log = proc.stdout + proc.stderr
+    assert f"{newest}: skipped, cannot be read" in log
+    assert f"resumed from {checkpoints / 'checkpoint_2.pt'} at iteration 2 (skipped checkpoint_3.pt)" in log
+    assert "SemanticGAN training finished: 5 iterations" in proc.stdout
+    assert not any(path.exists() for path in [*partial, legacy])
+    assert torch.load(checkpoints / "checkpoint_5.pt", weights_only=False)["trainer"]["iteration"] == 5
+    # the unreadable file is left for the user to look at; newer checkpoints now come first
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "checkpoint_2.pt",
+        "checkpoint_3.pt",
+        "checkpoint_4.pt",
+        "checkpoint_5.pt",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--resolution", "63", "setting resolution = 63: must be a power of two from 8 to 1024"),
+        ("--batch_size", "0", "setting batch_size = 0: must be a positive integer"),
+        ("--fg_ratio", "1.5", "setting fg_ratio = 1.5: must be a number from 0 to 1"),
+    ],
+)
+def test_a_bad_setting_is_refused_before_data_or_outputs_are_written(
+    tmp_path: Path, flag: str, value: str, message: str
+) -> None:
+    out = tmp_path / "run"
+    cmd = bundle_command(out, Path(""), 2)
+    cmd[cmd.index("--dataset_dir") + 1] = ""  # the phantom data set, which would be written into the output folder
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([*cmd, flag, value], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == f"error: {message} ({flag} on the command line).", proc.stderr[
+        -2000:
+    ]
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_missing_data_folder_is_refused_before_outputs_are_written(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = bundle_command(out, tmp_path / "typo", 2)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == f"error: {tmp_path / 'typo'}: data folder or datalist does not exist (dataset_dir)."
+    assert not out.exists()
+
+
+@pytest.mark.slow
 def test_two_process_ddp_on_gloo(small_data: Path, tmp_path: Path) -> None:
     """`torchrun` with two CPU processes (gloo): both ranks finish, rank 0 alone writes the outputs."""
     configs = f"['{BUNDLE / 'configs/train.json'}','{BUNDLE / 'configs/multi_gpu_train.json'}']"

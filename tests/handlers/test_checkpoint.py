@@ -8,11 +8,13 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The checkpoint handlers on a small Ignite engine and real files: make_checkpointer's files and pruning,
-latest_checkpoint's choice, ResumeFromCheckpoint's exact resume and its errors, save_atomic."""
+"""The checkpoint handlers on a small Ignite engine and real files: make_checkpointer's files, pruning, saving when a
+run stops mid-epoch and cleaning up killed writes; latest_checkpoint's choice; ResumeFromCheckpoint's exact resume,
+its fallback past unreadable checkpoints and its errors; save_atomic."""
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 
@@ -134,12 +136,72 @@ def test_a_named_checkpoint_that_is_missing_is_refused(tmp_path: Path) -> None:
         engine.run(DATA, max_epochs=1)
 
 
-def test_a_corrupt_checkpoint_is_refused_with_its_name(tmp_path: Path) -> None:
+def test_resume_skips_an_unreadable_newest_checkpoint_and_names_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    train_with_checkpoints(tmp_path, epochs=3)  # checkpoint_3, _6, _9
+    newest = tmp_path / "checkpoint_9.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # truncated, as by a full disk
+    (tmp_path / "checkpoint_12.pt").write_bytes(b"not a checkpoint")
+
+    engine, objects = make_engine(seed=1)
+    loader = ResumeFromCheckpoint(tmp_path, objects)
+    loader.attach(engine)
+    started = iteration_at_start(engine)
+    with caplog.at_level(logging.WARNING, logger="monai_semgan.handlers.checkpoint"):
+        engine.run(DATA, max_epochs=3)
+    assert loader.loaded == tmp_path / "checkpoint_6.pt" and started == [6] and engine.state.iteration == 9
+    assert loader.skipped == [tmp_path / "checkpoint_12.pt", newest]
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("checkpoint_12.pt: skipped" in m for m in warned) and any(
+        "checkpoint_9.pt: skipped" in m for m in warned
+    )
+    expected = torch.load(tmp_path / "checkpoint_6.pt", weights_only=False)["trainer"]["iteration"]
+    assert expected == 6
+
+
+def test_no_readable_checkpoint_is_refused_with_their_names(tmp_path: Path) -> None:
     (tmp_path / "checkpoint_99.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "checkpoint_50.pt").write_bytes(b"")
     engine, objects = make_engine()
     ResumeFromCheckpoint(tmp_path, objects).attach(engine)
-    with pytest.raises(ValueError, match=r"checkpoint_99\.pt: cannot resume from this checkpoint"):
+    with pytest.raises(ValueError, match=r"no checkpoint can be read \(checkpoint_99\.pt, checkpoint_50\.pt\)"):
         engine.run(DATA, max_epochs=1)
+
+
+def test_a_named_unreadable_checkpoint_is_refused_without_fallback(tmp_path: Path) -> None:
+    train_with_checkpoints(tmp_path, epochs=1)
+    (tmp_path / "checkpoint_99.pt").write_bytes(b"not a checkpoint")
+    engine, objects = make_engine()
+    ResumeFromCheckpoint(tmp_path, objects, checkpoint=tmp_path / "checkpoint_99.pt").attach(engine)
+    with pytest.raises(ValueError, match=r"checkpoint_99\.pt: cannot read this checkpoint"):
+        engine.run(DATA, max_epochs=1)
+
+
+def test_checkpointer_saves_when_a_run_stops_mid_epoch_and_once_per_iteration(tmp_path: Path) -> None:
+    engine, objects = make_engine()
+    make_checkpointer(tmp_path / "a", objects, n_saved=None).attach(engine)
+    engine.add_event_handler(Events.ITERATION_COMPLETED(once=4), lambda e: e.terminate())
+    engine.run(DATA, max_epochs=3)
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["checkpoint_3.pt", "checkpoint_4.pt"]
+
+    engine, objects = make_engine()
+    checkpointer = make_checkpointer(tmp_path / "b", objects, n_saved=None)
+    checkpointer.attach(engine)
+    engine.run(DATA, max_epochs=2)  # the last epoch end and COMPLETED fire at the same iteration
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["checkpoint_3.pt", "checkpoint_6.pt"]
+    assert [item.filename for item in checkpointer._saved] == ["checkpoint_3.pt", "checkpoint_6.pt"]
+
+
+def test_checkpointer_removes_partial_files_of_killed_writes_and_nothing_else(tmp_path: Path) -> None:
+    train_with_checkpoints(tmp_path, epochs=1)
+    left = [".checkpoint_6.pt.partial.k3j2h1g0", "tmpa1b2c3d4"]  # this version's temporary, Ignite's (0.6.0)
+    kept = ["checkpoint_3.pt", "notes.txt", "tmp_notes.txt", ".hidden"]
+    for name in left + kept[1:]:
+        (tmp_path / name).write_bytes(b"partial")
+    engine, objects = make_engine()
+    make_checkpointer(tmp_path, objects)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
 
 
 def test_a_checkpoint_of_another_model_is_refused_with_its_name(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from monai_semgan.segmentation import (
     AtomicNibabelWriter,
     DiceReport,
     case_name,
+    check_writable_folder,
     is_project_output,
     labeled_volumes,
     list_volumes,
@@ -75,6 +76,62 @@ def test_labeled_volumes(phantom: Path, tmp_path: Path) -> None:
     shutil.copy(phantom / "image_1.nii.gz", only_images / "image_1.nii.gz")
     with pytest.raises(ValueError, match="no labeled case"):
         labeled_volumes(only_images)
+
+
+def test_labeled_volumes_names_the_images_without_a_label(
+    phantom: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(phantom, data)
+    (data / "label_2.nii.gz").unlink()
+    with caplog.at_level("WARNING", logger="monai_semgan.segmentation.processing"):
+        cases = labeled_volumes(data)
+    assert [Path(c["image"]).name for c in cases] == ["image_1.nii.gz"]
+    assert f"1 image(s) without a label file, not scored: {data / 'image_2.nii.gz'}" in caplog.text
+
+
+def _writable_in_child(folder: Path, queue) -> None:
+    import os
+
+    if os.geteuid() == 0:  # root writes anywhere: check as an ordinary user, as the user who meets this would be
+        os.setgid(65534)
+        os.setuid(65534)
+    try:
+        check_writable_folder(folder / "out")
+        queue.put("")
+    except Exception as err:
+        queue.put(f"{type(err).__name__}: {err}")
+
+
+def test_an_output_folder_that_cannot_be_written_is_refused_by_name(tmp_path: Path) -> None:
+    import multiprocessing
+    import os
+
+    check_writable_folder(tmp_path / "new" / "deeper")  # created later: its first existing parent is writable
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match=f"{blocker}: is a file, so output_dir {blocker}/out cannot be a folder"):
+        check_writable_folder(blocker / "out")
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+    # an ordinary user may look into the test folder (pytest's folders are private), for the time of the check
+    opened = {p: p.stat().st_mode for p in [tmp_path, *tmp_path.parents] if p.stat().st_uid == os.geteuid()}
+    try:
+        for path, mode in opened.items():
+            os.chmod(path, mode | 0o005)
+        queue = multiprocessing.get_context("fork").Queue()
+        child = multiprocessing.get_context("fork").Process(target=_writable_in_child, args=(locked, queue))
+        child.start()
+        child.join(60)
+        reported = queue.get(timeout=5)
+    finally:
+        for path, mode in opened.items():
+            os.chmod(path, mode)
+    assert reported == (
+        f"PermissionError: {locked}: not writable (where {locked / 'out'} would be created); choose another output_dir."
+    )
 
 
 def _check_axial(path: Path) -> None:
@@ -237,7 +294,37 @@ def test_dice_report_table_and_csv(tmp_path: Path, capsys: pytest.CaptureFixture
     assert float(rows[0]["hd95_mm"]) == 0.0 and rows[2]["hd95_mm"] == ""
     assert engine.state.metrics["mean_dice"] == pytest.approx(5 / 9, abs=1e-4)
     printed = capsys.readouterr().out
-    assert "image_2" in printed and "0.6667" in printed
+    assert "image_2" in printed and "0.6667" in printed and "(std 0.4157, 3 of 3 cases scored)" in printed
+
+
+def test_dice_report_leaves_an_empty_reference_out_of_the_mean_and_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    from monai.data import MetaTensor
+
+    def item(name: str, pred: np.ndarray, label: np.ndarray) -> dict:
+        meta = {"filename_or_obj": f"/data/{name}.nii.gz"}
+        return {"pred": MetaTensor(torch.as_tensor(pred)[None], meta=meta), "label": torch.as_tensor(label)[None]}
+
+    a = np.zeros((8, 8, 4), np.float32)
+    a[2:6, 2:6, 1:3] = 1
+    outputs = [[item("image_1", a, np.zeros_like(a))], [item("image_2", a, a)]]
+    engine = Engine(lambda e, batch: batch)
+    DiceReport(tmp_path / "dice.csv").attach(engine)
+    with caplog.at_level("WARNING", logger="monai_semgan.segmentation.dice_report"):
+        engine.run(outputs, max_epochs=1)
+    assert "image_1: the reference has no voxel of the structure (check label_values)" in caplog.text
+    rows = {r["case"]: r for r in csv.DictReader((tmp_path / "dice.csv").open())}
+    assert rows["image_1"]["dice"] == "" and float(rows["mean"]["dice"]) == 1.0
+    assert engine.state.metrics["mean_dice"] == 1.0 and engine.state.metrics["cases_scored"] == 1
+    printed = capsys.readouterr().out
+    assert "empty reference" in printed and "1 of 2 cases scored; 1 with an empty reference left out" in printed
+
+    engine = Engine(lambda e, batch: batch)
+    DiceReport(tmp_path / "none.csv").attach(engine)
+    with caplog.at_level("WARNING", logger="monai_semgan.segmentation.dice_report"):
+        engine.run(outputs[:1], max_epochs=1)
+    assert "no case was scored" in caplog.text and engine.state.metrics["cases_scored"] == 0
 
 
 def test_case_name() -> None:
