@@ -21,14 +21,20 @@ except ImportError as err:  # pragma: no cover - depends on the install
     raise ImportError('the MONAI Label app needs monailabel: pip install "monai-semgan[label]"') from err
 
 from monai_semgan.label.app import SemanticGanLabelApp
-from monai_semgan.label.infer_task import SemanticGanInferTask, bundle_labels, read_bundle_config
-from monai_semgan.label.train_task import SemanticGanTrainTask, datastore_datalist
+from monai_semgan.label.datastore import ConfinedLocalDatastore, check_id
+from monai_semgan.label.infer_task import SemanticGanInferTask, bundle_labels, read_bundle_config, served_model_name
+from monai_semgan.label.train_task import SemanticGanTrainTask, TrainingFailed, datastore_datalist, failure_reason
 
 __all__ = [
+    "ConfinedLocalDatastore",
     "SemanticGanInferTask",
     "SemanticGanLabelApp",
     "SemanticGanTrainTask",
+    "TrainingFailed",
     "bundle_labels",
+    "check_id",
     "datastore_datalist",
+    "failure_reason",
     "read_bundle_config",
+    "served_model_name",
 ]

@@ -12,22 +12,27 @@
 
     python -m monai_semgan.label --studies DIR --bundle bundles/liver_ct [--port 8000] [--host 127.0.0.1]
 
-It writes a small app folder (``--workspace``, default ``~/.cache/monai_semgan/label_app/<bundle name>``; MONAI
+It writes a small app folder (``--workspace``, default ``~/.cache/monai_semgan/label_app/<model name>``; MONAI
 Label keeps its logs, and the datastore-trained models, there) whose ``main.py`` imports
 :class:`~monai_semgan.label.SemanticGanLabelApp`, then replaces itself with ``monailabel start_server`` with the right
-``--app`` and ``--conf`` pairs. Nothing is downloaded.
+``--app`` and ``--conf`` pairs. Nothing is downloaded. The server listens on 127.0.0.1 only unless ``--host`` says
+otherwise; ``docs/monailabel.md`` says what exposing it means.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
 from pathlib import Path
 
+from monailabel.config import settings
+
 from monai_semgan.atomic_write import atomic_path
 from monai_semgan.data.labels import parse_label_values
+from monai_semgan.label.infer_task import served_model_name
 
 _MAIN_PY = '''"""MONAI Label app folder written by `python -m monai_semgan.label`; the app lives in the package."""
 
@@ -42,6 +47,15 @@ def _value(text: str):
         return text
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def build_command(argv: list[str] | None = None) -> list[str]:
     """Parse the launcher's arguments, prepare the app folder, and return the ``monailabel start_server`` command.
 
@@ -52,9 +66,14 @@ def build_command(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--studies", required=True, help="datastore folder of images (NIfTI / DICOM)")
     parser.add_argument("--bundle", default="bundles/liver_ct", help="the SemanticGAN bundle folder")
     parser.add_argument("--model", default="", help="segmenter weights (default <bundle>/runs/encoder/models/model.pt)")
+    parser.add_argument("--model_name", default="", help="served model name (default: from the bundle's metadata)")
     parser.add_argument("--workspace", default="", help="app folder for MONAI Label's logs and trained models")
-    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept connections from other machines")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="0.0.0.0 accepts other machines: put authentication in front (docs)"
+    )
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--ssl_keyfile", default="", help="TLS key file (with --ssl_certfile: serve https)")
+    parser.add_argument("--ssl_certfile", default="", help="TLS certificate file")
     parser.add_argument("--modality", default="mri", choices=("mri", "ct"))
     parser.add_argument("--mode", default="quick", choices=("quick", "optimize"), help="inference mode")
     parser.add_argument("--optimize_steps", type=int, default=100)
@@ -75,8 +94,11 @@ def build_command(argv: list[str] | None = None) -> list[str]:
         parser.error(f"{bundle}: not a bundle folder (no configs/inference.json).")
     try:
         label_values = parse_label_values(args.label_values)
-    except ValueError as err:
+        model_name = served_model_name(bundle, args.model_name)
+    except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
+    if bool(args.ssl_keyfile) != bool(args.ssl_certfile):
+        parser.error("--ssl_keyfile and --ssl_certfile go together.")
     overrides = {"mode": args.mode, "optimize_steps": args.optimize_steps}
     for item in args.set:
         if "=" not in item:
@@ -84,12 +106,13 @@ def build_command(argv: list[str] | None = None) -> list[str]:
         key, text = item.split("=", 1)
         overrides[key] = _value(text)
     cache = Path(os.environ.get("MONAI_SEMGAN_CACHE", Path.home() / ".cache" / "monai_semgan"))
-    workspace = Path(args.workspace).expanduser().resolve() if args.workspace else cache / "label_app" / bundle.name
+    workspace = Path(args.workspace).expanduser().resolve() if args.workspace else cache / "label_app" / model_name
     workspace.mkdir(parents=True, exist_ok=True)
     with atomic_path(workspace / "main.py") as tmp:
         tmp.write_text(_MAIN_PY)
     conf = {
         "bundle": str(bundle),
+        "model_name": model_name,
         "overrides": json.dumps(overrides),
         "modality": args.modality,
         "label_values": json.dumps(label_values),
@@ -101,7 +124,18 @@ def build_command(argv: list[str] | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(workspace), "--studies", str(studies)]
     for key, value in conf.items():
         cmd += ["--conf", key, value]
+    for key in ("ssl_keyfile", "ssl_certfile"):
+        if getattr(args, key):
+            cmd += [f"--{key}", str(Path(getattr(args, key)).expanduser().resolve())]
     cmd += ["--host", args.host, "--port", str(args.port)]
+    if not _is_loopback(args.host) and not settings.MONAI_LABEL_AUTH_ENABLE:
+        # anyone who reaches the port may read and write the datastore and start training
+        print(
+            f"warning: serving on {args.host}:{args.port} without authentication (MONAI_LABEL_AUTH_ENABLE is not "
+            "set): anyone who can reach this port can read and change the datastore and start training. See "
+            "docs/monailabel.md, 'Exposing the server'.",
+            file=sys.stderr,
+        )
     if args.dryrun:
         print(" ".join(cmd))
         raise SystemExit(0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from monai.transforms import Compose, SaveImaged
 from monailabel.interfaces.tasks.infer_v2 import InferType
 from monailabel.tasks.infer.basic_infer import BasicInferTask
 
-__all__ = ["SemanticGanInferTask", "bundle_labels", "read_bundle_config"]
+__all__ = ["SemanticGanInferTask", "bundle_labels", "read_bundle_config", "served_model_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,44 @@ def bundle_labels(bundle: str | os.PathLike) -> dict[str, int]:
     return {name.lower(): index for index, name in channels.items() if name.lower() != "background"}
 
 
+# a model name is a URL path segment (/infer/<name>) and a folder name (<workspace>/model/<name>)
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def served_model_name(bundle: str | os.PathLike, override: str | None = None) -> str:
+    """The name MONAI Label serves a bundle under (``/infer/<name>``, ``/train/<name>``), whatever its folder is called.
+
+    Args:
+        bundle: the bundle folder (``configs/metadata.json``).
+        override: the name to use instead (``--conf model_name``); empty or None for the metadata's.
+
+    Returns:
+        ``override``, else the metadata's ``model_name`` key, else its ``name`` in lowercase with every run of other
+        characters than letters and digits replaced by ``_`` (``"Liver CT (v2)"`` -> ``liver_ct_v2``).
+
+    Raises:
+        FileNotFoundError: when the bundle has no ``configs/metadata.json``.
+        ValueError: when the name is not a plain name (letters, digits, ``_``, ``.``, ``-``; at most 100) or the
+            metadata has neither key.
+    """
+    path = Path(bundle) / "configs" / "metadata.json"
+    if override:
+        name, source = override, "--conf model_name"
+    else:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the bundle has no metadata.")
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+        if metadata.get("model_name"):
+            name, source = str(metadata["model_name"]), f"{path} (model_name)"
+        elif metadata.get("name"):
+            name, source = re.sub(r"[^a-z0-9]+", "_", str(metadata["name"]).lower()).strip("_"), f"{path} (name)"
+        else:
+            raise ValueError(f"{path}: no model_name or name to serve the bundle under; give --conf model_name.")
+    if not _MODEL_NAME.fullmatch(name):
+        raise ValueError(f"model name {name!r} from {source} is not a plain name (letters, digits, '_', '.', '-').")
+    return name
+
+
 class _MONAILabelResult:
     """Last post transform: the mask as a ``[H, W, D]`` uint8 MetaTensor on the input's grid, with its affine where
     MONAI Label's writer looks for it, written as NIfTI."""
@@ -96,9 +135,10 @@ class SemanticGanInferTask(BasicInferTask):
             built from the file (:func:`~monai_semgan.networks.load_model`): no architecture setting is needed.
         overrides: bundle config overrides (``mode``, ``optimize_steps``, ``modality``, ...).
 
+        description: shown in MONAI Label's ``/info/``; the bundle's description by default.
+
     Raises:
         FileNotFoundError: when none of ``model_paths`` exists.
-        description: shown in MONAI Label's ``/info/``; the bundle's description by default.
     """
 
     def __init__(

@@ -8,8 +8,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The MONAI Label tasks in-process: labels from the bundle metadata, the image_path / Spacingd fix, a whole
-inference call, the launcher's command line."""
+"""The MONAI Label tasks in-process: labels and the served model's name from the bundle metadata, the image_path /
+Spacingd fix, a whole inference call, the launcher's command line (127.0.0.1 unless told otherwise)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from monai.transforms import EnsureChannelFirstd, LoadImaged, Spacingd
 
 pytest.importorskip("monailabel", reason="MONAI Label is not installed (pip install -e '.[label]')")
 
-from monai_semgan.label import SemanticGanInferTask, bundle_labels  # noqa: E402
+from monai_semgan.label import SemanticGanInferTask, bundle_labels, served_model_name  # noqa: E402
 from monai_semgan.label.__main__ import build_command  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +44,26 @@ def test_bundle_labels(tmp_path: Path) -> None:
     assert bundle_labels(tmp_path) == {"liver": 1, "x": 2}
     with pytest.raises(FileNotFoundError, match="metadata"):
         bundle_labels(tmp_path / "nope")
+
+
+def test_served_model_name_comes_from_the_metadata(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"  # the folder's name plays no part
+    (bundle / "configs").mkdir(parents=True)
+    meta = bundle / "configs" / "metadata.json"
+    meta.write_text(json.dumps({"name": "Liver CT (v2) -> MRI"}))
+    assert served_model_name(bundle) == "liver_ct_v2_mri"
+    meta.write_text(json.dumps({"name": "Liver CT", "model_name": "liver_ct"}))
+    assert served_model_name(bundle) == "liver_ct"
+    assert served_model_name(bundle, "my_model") == "my_model"
+    name = json.loads((BUNDLE / "configs" / "metadata.json").read_text()).get("model_name")
+    assert served_model_name(BUNDLE) == (name or "semanticgan_liver_segmentation_ct_mri")
+    with pytest.raises(ValueError, match="not a plain name"):
+        served_model_name(bundle, "../x")
+    meta.write_text("{}")
+    with pytest.raises(ValueError, match="model_name"):
+        served_model_name(bundle)
+    with pytest.raises(FileNotFoundError):
+        served_model_name(tmp_path / "nope")
 
 
 @pytest.mark.slow  # the tiny model is trained by bundle commands in subprocesses
@@ -80,6 +100,7 @@ def test_launcher_command(tmp_path: Path) -> None:
     assert (tmp_path / "ws" / "main.py").read_text().count("SemanticGanLabelApp") == 1
     conf = {cmd[i + 1]: cmd[i + 2] for i, a in enumerate(cmd) if a == "--conf"}
     assert conf["bundle"] == str(BUNDLE.resolve())
+    assert conf["model_name"] == served_model_name(BUNDLE)
     overrides = json.loads(conf["overrides"])
     assert overrides["resolution"] == 32 and overrides["perceptual"] == "ssim" and overrides["mode"] == "quick"
     assert cmd[-4:] == ["--host", "127.0.0.1", "--port", "9001"]
@@ -107,3 +128,21 @@ def test_launcher_refuses_unknown_label_values(tmp_path: Path, capsys: pytest.Ca
     with pytest.raises(SystemExit):
         build_command(["--studies", str(studies), "--bundle", str(BUNDLE), "--label_values", "liver"])
     assert "label_values 'liver'" in capsys.readouterr().err
+
+
+def test_launcher_binds_to_loopback_by_default(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    base = ["--studies", str(studies), "--bundle", str(BUNDLE), "--workspace", str(tmp_path / "ws")]
+    cmd = build_command(base)
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert "warning" not in capsys.readouterr().err
+    cmd = build_command([*base, "--host", "0.0.0.0", "--model_name", "liver"])
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
+    assert "without authentication" in capsys.readouterr().err  # exposing it is said out loud
+    conf = {cmd[i + 1]: cmd[i + 2] for i, a in enumerate(cmd) if a == "--conf"}
+    assert conf["model_name"] == "liver"
+    with pytest.raises(SystemExit):
+        build_command([*base, "--ssl_keyfile", str(tmp_path / "key.pem")])  # without its certificate
+    with pytest.raises(SystemExit):
+        build_command([*base, "--model_name", "../x"])
