@@ -85,7 +85,18 @@ def test_encoder_training_without_gan_run_names_the_missing_file(trained: dict, 
 
 def test_inference_on_a_nifti_file_keeps_shape_and_affine(trained: dict[str, Path], phantom: Path, tmp_path) -> None:
     source = phantom / "mri" / "image_1.nii.gz"
-    infer(trained, source, tmp_path, "--mode", "quick", "--save_probabilities", "true")
+    # without the largest-component filter, so that the mask is exactly the thresholded probability map
+    infer(
+        trained,
+        source,
+        tmp_path,
+        "--mode",
+        "quick",
+        "--save_probabilities",
+        "true",
+        "--keep_largest_component",
+        "false",
+    )
     mask = nib.load(tmp_path / "image_1_seg.nii.gz")
     prob = nib.load(tmp_path / "image_1_prob.nii.gz")
     image = nib.load(source)
