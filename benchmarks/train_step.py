@@ -40,7 +40,11 @@ before each run): on CPU one process's resident set holds what every earlier run
 
 Implementations (``--impls``):
 
-* ``ours``: monai_semgan as shipped (non-fused modulated convolution, ops ``impl=None``: CUDA kernels on a GPU);
+* ``ours``: monai_semgan in float32 (non-fused modulated convolution, ops ``impl=None``: CUDA kernels on a GPU);
+* ``ours-bf16``: the same engine with ``amp="bf16"`` (bf16 autocast; the regularizers' passes, the mapping network,
+  the modulation and the losses stay float32): what ``amp="auto"``, the bundle's default, runs on a CPU with native
+  bf16 (AVX512-BF16 / AMX) or a bf16-capable GPU;
+* ``ours-bf16-cl``: ``ours-bf16`` with the networks in ``channels_last`` memory format;
 * ``ours-fused``: the same networks with ``fused_modconv=True``;
 * ``ours-ref``: ``ours`` with the compiled ops switched off (PyTorch reference ops); identical to ``ours`` on CPU;
 * ``baseline``: the same engine with the generator and image discriminator replaced by
@@ -79,7 +83,7 @@ from monai.bundle import ConfigParser
 from torch.utils.data import DataLoader
 
 from benchmarks.stylegan2_baseline import check_baseline, make_baseline
-from monai_semgan.engines import PairedSliceLoader, SemanticGanTrainer, lazy_adam
+from monai_semgan.engines import PairedSliceLoader, SemanticGanTrainer, autocast, lazy_adam
 from monai_semgan.networks import ImageDiscriminator, JointDiscriminator, SemanticGenerator
 
 __all__ = [
@@ -98,7 +102,7 @@ __all__ = [
     "time_generator_forward",
 ]
 
-IMPLS = ("ours", "ours-fused", "ours-ref", "baseline")
+IMPLS = ("ours", "ours-bf16", "ours-bf16-cl", "ours-fused", "ours-ref", "baseline")
 BUNDLE_CONFIGS = Path(__file__).resolve().parents[1] / "bundles" / "liver_ct" / "configs"
 # the trainer settings the benchmark takes from the bundle, besides the three networks' architectures
 TRAINER_KEYS = (
@@ -164,7 +168,13 @@ def build_networks(
     joint_d = JointDiscriminator(**cfg["joint_discriminator"])
     if impl == "baseline":
         generator, image_d = make_baseline(generator, image_d)
-    return generator.to(device), image_d.to(device), joint_d.to(device)
+    layout = torch.channels_last if impl.endswith("-cl") else torch.contiguous_format
+    return tuple(net.to(device, memory_format=layout) for net in (generator, image_d, joint_d))  # type: ignore[return-value]
+
+
+def impl_amp(impl: str, amp: bool) -> str:
+    """The engine's ``amp`` for ``impl``: bf16 for the ``-bf16`` implementations, else ``--amp`` (bf16) or off."""
+    return "bf16" if "bf16" in impl or amp else "off"
 
 
 def fixed_batches(generator: SemanticGenerator, batch: int, seed: int = 0) -> tuple[dict, dict]:
@@ -209,7 +219,7 @@ def build_trainer(
         device: the training device.
         iterations: iterations of one ``engine.run()``.
         seed: seed of weights and data.
-        amp: mixed precision (CUDA only; the engine ignores it on CPU).
+        amp: ``--amp``: bf16 autocast for every implementation (the ``-bf16`` ones have it anyway).
         joint_r1_gamma: the joint discriminator's R1 weight instead of the config's.
 
     Returns:
@@ -236,7 +246,7 @@ def build_trainer(
         g_optimizer=lazy_adam(generator.parameters(), lr=lr, interval=settings["pl_interval"]),
         d_image_optimizer=lazy_adam(image_d.parameters(), lr=lr, interval=settings["r1_interval"]),
         d_joint_optimizer=lazy_adam(joint_d.parameters(), lr=lr, interval=settings["r1_interval"]),
-        amp=amp,
+        amp=impl_amp(impl, amp),
         **settings,
     )
 
@@ -340,27 +350,32 @@ def summarize_timer(timer: IterationTimer, r1_interval: int, pl_interval: int) -
 
 
 @torch.no_grad()
-def time_generator_forward(generator: torch.nn.Module, batch: int, calls: int, device: torch.device) -> float:
-    """Seconds of the fastest of ``calls`` generator forwards (``batch`` latents, no mixing) after one untimed call.
+def time_generator_forward(
+    generator: torch.nn.Module, batch: int, calls: int, device: torch.device, dtype: torch.dtype | None = None
+) -> float:
+    """Seconds of the fastest of ``calls`` generator forwards (``batch`` latents, no mixing, no gradient) after one
+    untimed call.
 
     Args:
         generator: the generator.
         batch: latents per call.
         calls: timed calls.
         device: its device.
+        dtype: autocast dtype (``None``: float32).
 
     Returns:
         seconds.
     """
     z = torch.randn(batch, generator.z_dim, device=device)
-    generator(z, mixing_prob=0.0)
-    best = math.inf
-    for _ in range(max(calls, 1)):
-        _sync(device)
-        start = time.perf_counter()
+    with torch.no_grad(), autocast(device, dtype):
         generator(z, mixing_prob=0.0)
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
+        best = math.inf
+        for _ in range(max(calls, 1)):
+            _sync(device)
+            start = time.perf_counter()
+            generator(z, mixing_prob=0.0)
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
     return best
 
 
@@ -413,7 +428,7 @@ def run_once(args: argparse.Namespace, impl: str) -> dict[str, Any]:
         trainer.run()
         run_s = time.perf_counter() - start
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-        fwd = time_generator_forward(trainer.generator, args.batch, args.fwd_iters, device)
+        fwd = time_generator_forward(trainer.generator, args.batch, args.fwd_iters, device, trainer.amp_dtype)
     result = summarize_timer(timer, trainer.r1_interval, trainer.pl_interval)
     result.update(
         impl=impl,
@@ -512,7 +527,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def markdown_table(results: list[dict[str, Any]]) -> str:
-    """The results as a markdown table, with the ratios to the baseline where it ran.
+    """The results as a markdown table, with the ratios to float32 ``ours`` and to the baseline where they ran.
 
     Args:
         results: aggregated results (see :func:`aggregate`).
@@ -520,24 +535,25 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     Returns:
         the table.
     """
-    base = next((r for r in results if r["impl"] == "baseline"), None)
+    refs = {name: next((r for r in results if r["impl"] == name), None) for name in ("ours", "baseline")}
     lines = [
         "| impl | config | batch | s/iteration (amortized) | img/s (amortized) | s/it plain | s/it +PL | s/it +R1+PL "
-        "| G forward img/s | peak GPU memory MB | speed-up vs baseline (train / G fwd) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| G forward img/s | peak GPU memory MB | vs ours float32 (train / G fwd) | vs baseline (train / G fwd) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         est = "" if r["amortized_measured"] else " (est.)"
-        speedup = (
-            f"{base['s_per_it'] / r['s_per_it']:.2f}x / {r['g_forward_img_per_s'] / base['g_forward_img_per_s']:.2f}x"
-            if base is not None
+        ratios = [
+            f"{ref['s_per_it'] / r['s_per_it']:.2f}x / {r['g_forward_img_per_s'] / ref['g_forward_img_per_s']:.2f}x"
+            if ref is not None
             else "-"
-        )
+            for ref in refs.values()
+        ]
         memory = "-" if r["peak_memory_mb"] is None else f"{r['peak_memory_mb']:.0f}"
         lines.append(
             f"| {r['impl']} | {r['config']} {CONFIGS[r['config']]['generator']['resolution']}px | {r['batch']} "
             f"| {_fmt(r['s_per_it'])}{est} | {_fmt(r['img_per_s'])}{est} | {_fmt(r['plain'])} | {_fmt(r['pl'])} "
-            f"| {_fmt(r['r1_pl'])} | {_fmt(r['g_forward_img_per_s'])} | {memory} | {speedup} |"
+            f"| {_fmt(r['r1_pl'])} | {_fmt(r['g_forward_img_per_s'])} | {memory} | {ratios[0]} | {ratios[1]} |"
         )
     return "\n".join(lines)
 
@@ -580,7 +596,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=1, help="run every impl this many times (round robin)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--amp", action="store_true", help="mixed precision (bfloat16; CUDA only)")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast for every implementation")
     parser.add_argument(
         "--joint-r1-gamma", type=float, default=None, help="the joint discriminator's R1 weight instead of the config's"
     )
@@ -601,7 +617,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.warmup = warmup if args.warmup is None else args.warmup
     args.fwd_iters = args.fwd_iters or fwd_iters
     if args.impls is None:
-        args.impls = "ours,ours-ref,ours-fused,baseline" if args.device == "cuda" else "ours,ours-fused,baseline"
+        args.impls = (
+            "ours,ours-bf16,ours-ref,ours-fused,baseline"
+            if args.device == "cuda"
+            else "ours,ours-bf16,ours-bf16-cl,baseline"
+        )
     args.impl_list = [i.strip() for i in args.impls.split(",") if i.strip()]
     unknown = sorted(set(args.impl_list) - set(IMPLS))
     if unknown:
@@ -629,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"monai_semgan {_git_revision()}, torch {torch.__version__}, {platform.machine()}, "
         f"{torch.get_num_threads()} torch threads ({os.cpu_count()} CPUs), device {args.device}"
-        f"{', amp' if args.amp and args.device == 'cuda' else ''}; config {args.config}, B={args.batch} labeled + "
+        f"{', amp bf16' if args.amp else ''}; config {args.config}, B={args.batch} labeled + "
         f"{args.batch} unlabeled, warmup {args.warmup}, timed iterations {args.steps}, G forwards {args.fwd_iters}, "
         f"repeats {args.repeats}",
         flush=True,

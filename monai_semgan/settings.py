@@ -84,6 +84,13 @@ def _optional_non_negative(value: Any) -> bool:
     return value is None or _non_negative(value)
 
 
+def _amp(value: Any) -> bool:
+    from monai_semgan.engines.precision import parse_amp
+
+    parse_amp(value)  # its ValueError names the setting and the modes
+    return True
+
+
 def _label_values(value: Any) -> bool:
     from monai_semgan.data.labels import parse_label_values  # the data package is heavy; only when checked
 
@@ -127,6 +134,7 @@ SETTING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "time_limit_s": (_optional_non_negative, "a non-negative number of seconds, or null"),
     "ct_window": (_ct_window, "[level, width] in HU with a positive width"),
     "mri_percentiles": (_percentiles, "[lower, upper] with 0 <= lower < upper <= 100"),
+    "amp": (_amp, '"auto", "bf16", "fp16" (CUDA) or "off"'),
     "label_values": (_label_values, "a label value, a list or mapping of values, or a name such as btcv"),
 }
 """Each setting name: (rule, what a valid value is)."""

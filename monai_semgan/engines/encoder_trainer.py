@@ -55,7 +55,8 @@ class EncoderTrainer(PairedTrainer):
         input_augment: photometric :class:`~monai_semgan.engines.DifferentiableAugment` operations (``intensity``,
             ``gamma``; a policy string or the object) applied to the encoder's input only; the generated image and
             label are compared with the unaugmented slice and mask. Empty: none.
-        amp: mixed precision on CUDA; ignored on CPU.
+        amp: autocast precision, ``"auto"`` (bf16 where the device has native bf16, the CPU included), ``"bf16"``,
+            ``"fp16"`` or ``"off"``; the losses are computed in float32.
         handlers: Ignite / MONAI handlers to attach.
 
     Raises:
@@ -80,7 +81,7 @@ class EncoderTrainer(PairedTrainer):
         perceptual_weight: float = 10.0,
         label_weight: float = 1.0,
         input_augment: str | DifferentiableAugment = "",
-        amp: bool = False,
+        amp: bool | str | None = "auto",
         handlers: Sequence | None = None,
     ) -> None:
         enc = unwrap_ddp(encoder)
@@ -118,7 +119,7 @@ class EncoderTrainer(PairedTrainer):
         mask_l = plain_tensor(batchdata["labeled"][self.label_key]).to(device).long()
         engine.state.batch = batchdata
         self.encoder.train()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp):
+        with self._autocast():
             mse_u, perc_u, _, _ = self._reconstruction(real_u)
             mse_l, perc_l, logits, _ = self._reconstruction(real_l)
         engine.fire_event(IterationEvents.FORWARD_COMPLETED)

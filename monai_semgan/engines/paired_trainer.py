@@ -9,11 +9,13 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """What the GAN and the encoder trainers share: a ``monai.engines.Trainer`` driven by a :class:`PairedSliceLoader`
-that is re-seeded every epoch, a guard against NaN losses, and the random generators' states in checkpoints."""
+that is re-seeded every epoch, the ``amp`` precision, a guard against NaN losses, and the random generators' states in
+checkpoints."""
 
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -24,6 +26,7 @@ from monai.engines import Trainer
 from torch.nn.parallel import DistributedDataParallel
 
 from monai_semgan.engines.paired_loader import PairedSliceLoader
+from monai_semgan.engines.precision import autocast, resolve_amp
 
 __all__ = ["NonFiniteLossError", "PairedTrainer", "plain_tensor", "unwrap_ddp"]
 
@@ -52,7 +55,9 @@ class PairedTrainer(Trainer):
         device: training device.
         max_epochs: epochs; an epoch is ``data_loader``'s ``epoch_length`` iterations.
         data_loader: the paired labeled / unlabeled loader, seeded from the epoch at each epoch start.
-        amp: mixed precision (CUDA only; ignored on CPU).
+        amp: autocast precision, ``"auto"`` (bf16 where the device has native bf16 arithmetic, CPU included),
+            ``"bf16"``, ``"fp16"`` (CUDA, with a gradient scaler) or ``"off"``; see
+            :func:`~monai_semgan.engines.precision.resolve_amp`.
         non_blocking: non-blocking host-to-device copies.
 
     Raises:
@@ -64,7 +69,7 @@ class PairedTrainer(Trainer):
         device: torch.device | str,
         max_epochs: int,
         data_loader: PairedSliceLoader,
-        amp: bool = False,
+        amp: bool | str | None = "auto",
         non_blocking: bool = False,
     ) -> None:
         if not isinstance(data_loader, PairedSliceLoader):
@@ -77,10 +82,16 @@ class PairedTrainer(Trainer):
             epoch_length=data_loader.epoch_length,
             non_blocking=non_blocking,
             handlers=None,
-            amp=amp and device.type == "cuda",
+            amp=False,  # the subclasses run their own autocast regions (see _autocast)
             decollate=False,
         )
+        # MONAI's own amp (a CUDA GradScaler made in Trainer.run) stays off; amp_dtype is this engine's precision
+        self.amp_dtype = resolve_amp(amp, device)
         self.add_event_handler(Events.EPOCH_STARTED, lambda engine: data_loader.set_epoch(engine.state.epoch))
+
+    def _autocast(self, enabled: bool = True) -> AbstractContextManager:
+        """Autocast to :attr:`amp_dtype` (a no-op when ``amp`` is off or ``enabled`` is false)."""
+        return autocast(self.state.device, self.amp_dtype if enabled else None)
 
     def _check(self, name: str, value: torch.Tensor) -> float:
         """``value`` as a float, or :class:`NonFiniteLossError` naming the loss and the iteration."""

@@ -38,6 +38,7 @@ from monai.engines.utils import IterationEvents
 from monai_semgan.engines.diff_augment import DifferentiableAugment
 from monai_semgan.engines.paired_loader import PairedSliceLoader
 from monai_semgan.engines.paired_trainer import NonFiniteLossError, PairedTrainer, plain_tensor, unwrap_ddp
+from monai_semgan.engines.precision import needs_grad_scaler
 from monai_semgan.losses import (
     PathLengthPenalty,
     feature_matching_loss,
@@ -120,8 +121,9 @@ class SemanticGanTrainer(PairedTrainer):
         diff_augment: differentiable augmentation of every discriminator input, real and generated, in all three
             steps (see :class:`~monai_semgan.engines.DifferentiableAugment`): a policy such as
             ``"intensity,translation,cutout"``, or ``""`` for none (the paper).
-        amp: mixed precision on CUDA (``amp_dtype``); ignored on CPU.
-        amp_dtype: ``torch.bfloat16`` or ``torch.float16`` (the latter with a gradient scaler).
+        amp: autocast precision: ``"auto"`` (bf16 on a device with native bf16, the CPU included), ``"bf16"``,
+            ``"fp16"`` (CUDA, with a gradient scaler) or ``"off"``. The regularizers' double-backward passes (R1,
+            path length), the mapping network, the style modulation and demodulation and the losses stay float32.
         handlers: Ignite / MONAI handlers to attach.
         non_blocking: non-blocking host-to-device copies.
 
@@ -156,8 +158,7 @@ class SemanticGanTrainer(PairedTrainer):
         ema_half_life_images: float = 10_000.0,
         ema_rampup: float | None = None,
         diff_augment: str | DifferentiableAugment = "",
-        amp: bool = False,
-        amp_dtype: torch.dtype = torch.bfloat16,
+        amp: bool | str | None = "auto",
         handlers: Sequence | None = None,
         non_blocking: bool = False,
     ) -> None:
@@ -186,9 +187,8 @@ class SemanticGanTrainer(PairedTrainer):
         if not isinstance(diff_augment, DifferentiableAugment):
             diff_augment = DifferentiableAugment(diff_augment)
         self.augment = diff_augment
-        self.amp_dtype = amp_dtype
         # float16 needs loss scaling; bfloat16 does not
-        self.grad_scaler = torch.amp.GradScaler("cuda", enabled=self.amp and amp_dtype == torch.float16)
+        self.grad_scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.amp_dtype))
         self.images_seen = 0
         if handlers is not None:
             self._register_handlers(handlers)
@@ -196,9 +196,6 @@ class SemanticGanTrainer(PairedTrainer):
     @property
     def _g(self) -> nn.Module:
         return unwrap_ddp(self.generator)
-
-    def _autocast(self):
-        return torch.autocast(self.state.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -232,8 +229,11 @@ class SemanticGanTrainer(PairedTrainer):
             fake_img, _ = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
         do_r1 = self.r1_interval > 0 and iteration % self.r1_interval == 0
         real_in = real_u.detach().requires_grad_(do_r1)
-        with self._autocast():
+        # R1 differentiates the gradient of the real logits: its pass stays float32, where bf16's 8-bit mantissa
+        # would round the gradient norm it penalizes (one iteration in r1_interval)
+        with self._autocast(enabled=not do_r1):
             real_logits = d_img(aug(real_in))
+        with self._autocast():
             loss_d_img = logistic_discriminator_loss(real_logits.float(), d_img(aug(fake_img)).float())
         out["loss_d_image"] = self._check("image discriminator loss", loss_d_img)
         total = loss_d_img
@@ -253,8 +253,9 @@ class SemanticGanTrainer(PairedTrainer):
         do_r1_joint = do_r1 and self.joint_r1_gamma > 0
         pair_img = real_l.detach().requires_grad_(do_r1_joint)
         pair_mask = mask_l.detach().requires_grad_(do_r1_joint)
-        with self._autocast():
+        with self._autocast(enabled=not do_r1_joint):
             real_out = d_joint(*aug(pair_img, pair_mask))
+        with self._autocast():
             fake_out = d_joint(*aug(fake_img_l, fake_lab_l))
             loss_d_joint = hinge_discriminator_loss(real_out, fake_out)
         out["loss_d_joint"] = self._check("joint discriminator loss", loss_d_joint)
@@ -293,7 +294,9 @@ class SemanticGanTrainer(PairedTrainer):
 
         if self.pl_interval > 0 and iteration % self.pl_interval == 0 and self.pl_weight > 0:
             n = max(batch // self.pl_batch_shrink, 1)
-            with self._autocast():
+            # the path length is a gradient norm too, differentiated again: float32, like R1 (one iteration in
+            # pl_interval)
+            with self._autocast(enabled=False):
                 pl_img, pl_lab, ws = g(self._sample_z(n), mixing_prob=self.mixing_prob, return_ws=True)
             penalty, length = self.path_length(pl_img.float(), ws)
             out["path_length_penalty"] = self._check("path-length penalty", penalty)

@@ -205,6 +205,8 @@ class LatentInverter:
 
     def _objective(self, images: torch.Tensor, ws: torch.Tensor, noise: list[torch.Tensor]) -> torch.Tensor:
         fake, _ = self.generator.synthesis(ws, noise=noise)
+        if fake.dtype in (torch.float16, torch.bfloat16):
+            fake = fake.float()  # the losses in float32 when the synthesis ran under autocast
         loss = self.mse_weight * (fake - images).square().flatten(1).mean(dim=1)
         if self.perceptual is not None and self.perceptual_weight:
             loss = loss + self.perceptual_weight * self.perceptual(fake, images)

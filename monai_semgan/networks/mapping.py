@@ -51,9 +51,13 @@ class MappingNetwork(nn.Module):
         """Map ``[N, z_dim]`` to ``[N, w_dim]``; in training mode also update ``w_avg``."""
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape [N, {self.z_dim}], got {tuple(z.shape)}.")
-        x = z * torch.rsqrt(z.square().mean(dim=1, keepdim=True) + 1e-8)  # pixel norm
-        for layer in self.layers:
-            x = layer(x)
+        # float32 under autocast: W feeds every layer's style and w_avg (truncation, the encoder's anchor), and the
+        # network is a few small matrix products that bf16 would not speed up
+        with torch.autocast(z.device.type, enabled=False):
+            z = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
+            x = z * torch.rsqrt(z.square().mean(dim=1, keepdim=True) + 1e-8)  # pixel norm
+            for layer in self.layers:
+                x = layer(x)
         if self.training:
             with torch.no_grad():
                 self.w_avg.lerp_(x.detach().float().mean(dim=0), 1.0 - self.w_avg_beta)

@@ -72,12 +72,15 @@ class ModulatedConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Convolve ``[N, C_in, H, W]`` modulated by ``w`` ``[N, style_dim]`` to ``[N, C_out, H * up, W * up]``."""
-        styles = self.affine(w)  # [N, C_in]
-        weight = self.weight * self.weight_gain  # [C_out, C_in, k, k]
-        demod = None
-        if self.demodulate:
-            # E[y^2] per output channel = sum_{i,k} (w * s_i)^2; rsqrt of it is the demodulation coefficient
-            demod = torch.rsqrt(styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8)  # [N, C_out]
+        # styles and demodulation in float32 under autocast: demodulation divides by a sum of squares over
+        # C_in * k * k terms, which bf16's 8-bit mantissa would round; only the convolution itself runs in bf16
+        with torch.autocast(x.device.type, enabled=False):
+            styles = self.affine(w.float() if w.dtype in (torch.float16, torch.bfloat16) else w)  # [N, C_in]
+            weight = self.weight * self.weight_gain  # [C_out, C_in, k, k]
+            demod = None
+            if self.demodulate:
+                # E[y^2] per output channel = sum_{i,k} (w * s_i)^2; rsqrt of it is the demodulation coefficient
+                demod = torch.rsqrt(styles.square() @ weight.square().sum(dim=(2, 3)).t() + 1e-8)  # [N, C_out]
         if self.fused:
             return self._forward_grouped(x, styles, weight, demod)
         if weight.shape[-1] == 1 and self.up == 1:

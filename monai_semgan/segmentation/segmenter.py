@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from monai_semgan.engines.precision import autocast, parse_amp, resolve_amp
 from monai_semgan.inversion.latent_inverter import LatentInverter
 
 __all__ = ["SemanticSegmenter"]
@@ -39,6 +40,10 @@ class SemanticSegmenter(nn.Module):
         generator: a :class:`~monai_semgan.networks.SemanticGenerator`.
         encoder: a :class:`~monai_semgan.networks.LatentEncoder` of the same resolution and W+ shape.
         steps: test-time optimization steps (0: quick mode).
+        amp: autocast precision of the forward pass (and of the optimization's passes): ``"auto"`` (bf16 where the
+            input's device has native bf16, the CPU included), ``"bf16"``, ``"fp16"`` (CUDA) or ``"off"`` (the
+            default, float32); see :func:`~monai_semgan.engines.precision.resolve_amp`. The logits come back as
+            float32; a trace for TorchScript is always float32.
         inverter_args: further :class:`LatentInverter` arguments (``lr``, ``perceptual``, ``lpips_weights``,
             ``chunk_size``, ``early_stop_patience``, loss weights, ...).
 
@@ -46,8 +51,16 @@ class SemanticSegmenter(nn.Module):
         ValueError: when the encoder's output does not fit the generator.
     """
 
-    def __init__(self, generator: nn.Module, encoder: nn.Module, steps: int = 0, **inverter_args: Any) -> None:
+    def __init__(
+        self,
+        generator: nn.Module,
+        encoder: nn.Module,
+        steps: int = 0,
+        amp: bool | str | None = "off",
+        **inverter_args: Any,
+    ) -> None:
         super().__init__()
+        parse_amp(amp)
         if (encoder.num_ws, encoder.w_dim, encoder.resolution) != (
             generator.num_ws,
             generator.w_dim,
@@ -61,6 +74,7 @@ class SemanticSegmenter(nn.Module):
         self.encoder = encoder
         self.resolution = generator.resolution
         self.inverter = LatentInverter(generator, encoder, steps=steps, **inverter_args)
+        self.amp = amp
 
     @property
     def architecture(self) -> dict[str, Any]:
@@ -87,11 +101,14 @@ class SemanticSegmenter(nn.Module):
         resize = not torch.jit.is_tracing() and size != (r, r)
         if resize:
             x = F.interpolate(x, size=(r, r), mode="area")
-        if self.inverter.steps > 0:
-            logits = self.inverter.invert(x).label_logits
-        else:
-            ws = self.inverter.encode(x)
-            _, logits = self.generator.synthesis(ws, noise_mode="const")
+        dtype = None if torch.jit.is_tracing() else resolve_amp(self.amp, x.device)
+        with autocast(x.device, dtype):
+            if self.inverter.steps > 0:
+                logits = self.inverter.invert(x).label_logits
+            else:
+                ws = self.inverter.encode(x)
+                _, logits = self.generator.synthesis(ws, noise_mode="const")
+        logits = logits.float()
         if resize:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits

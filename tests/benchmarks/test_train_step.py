@@ -49,16 +49,17 @@ def test_every_script_imports_as_a_module_of_the_benchmarks_package() -> None:
 def test_iterations_of_the_engine_for_ours_and_the_baseline(tmp_path: Path) -> None:
     # iterations 1-4: three plain ones and one with the path-length step; not a whole 16-iteration cycle
     proc = run_python(
-        "-m", "benchmarks.train_step", "--impls", "ours,baseline", "--batch", "2", "--steps", "3", "--warmup", "1",
-        "--fwd-iters", "1", "--wait-idle", "0", "--json", str(tmp_path / "result.json"),
+        "-m", "benchmarks.train_step", "--impls", "ours,ours-bf16,baseline", "--batch", "2", "--steps", "3",
+        "--warmup", "1", "--fwd-iters", "1", "--wait-idle", "0", "--json", str(tmp_path / "result.json"),
     )  # fmt: skip
     assert "engine: SemanticGanTrainer, no handlers" in proc.stdout
     assert '"joint_r1_gamma": 0.0' in proc.stdout  # the CPU bundle's setting
     assert "| impl | config | batch | s/iteration (amortized) |" in proc.stdout
     assert "| ours | cpu 64px | 2 |" in proc.stdout and "| baseline | cpu 64px | 2 |" in proc.stdout
+    assert "| ours-bf16 | cpu 64px | 2 |" in proc.stdout and "vs ours float32 (train / G fwd)" in proc.stdout
     data = json.loads((tmp_path / "result.json").read_text(encoding="utf-8"))
     results = {r["impl"]: r for r in data["results"]}
-    assert list(results) == ["ours", "baseline"]
+    assert list(results) == ["ours", "ours-bf16", "baseline"]
     for r in results.values():
         assert not r["amortized_measured"]  # 3 timed iterations: estimated from the kinds of iteration
         assert r["plain"] > 0 and r["pl"] > 0 and r["r1_pl"] is None

@@ -120,10 +120,11 @@ def test_differentiable_augmentation_reaches_every_discriminator_input(phantom_c
         make_trainer(phantom_cases, diff_augment="flip")
 
 
-def test_non_finite_loss_stops_with_its_name(phantom_cases: list[dict], tmp_path: Path) -> None:
-    trainer = make_trainer(phantom_cases, epochs=2, epoch_length=2)
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_non_finite_loss_stops_with_its_name(phantom_cases: list[dict], tmp_path: Path, amp: str) -> None:
+    trainer = make_trainer(phantom_cases, epochs=2, epoch_length=2, amp=amp)
     objects = checkpoint_objects(trainer)
-    trainer.add_event_handler(Events.EPOCH_COMPLETED, make_checkpointer(tmp_path, objects))
+    make_checkpointer(tmp_path, objects).attach(trainer)  # as the bundle attaches it: epoch ends and COMPLETED
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def poison(engine: SemanticGanTrainer) -> None:
