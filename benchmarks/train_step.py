@@ -45,6 +45,10 @@ Implementations (``--impls``):
   the modulation and the losses stay float32): what ``amp="auto"``, the bundle's default, runs on a CPU with native
   bf16 (AVX512-BF16 / AMX) or a bf16-capable GPU;
 * ``ours-bf16-cl``: ``ours-bf16`` with the networks in ``channels_last`` memory format;
+* ``ours-bf16-foreach``, ``ours-bf16-fusedadam``: ``ours-bf16`` with Adam's ``foreach`` or ``fused`` implementation
+  (PyTorch's CPU default is a loop over the parameters);
+* ``ours-bf16-compile``: ``ours-bf16`` with the generator and both discriminators wrapped in ``torch.compile``
+  (compilation happens in the untimed warm-up iterations);
 * ``ours-fused``: the same networks with ``fused_modconv=True``;
 * ``ours-ref``: ``ours`` with the compiled ops switched off (PyTorch reference ops); identical to ``ours`` on CPU;
 * ``baseline``: the same engine with the generator and image discriminator replaced by
@@ -102,7 +106,17 @@ __all__ = [
     "time_generator_forward",
 ]
 
-IMPLS = ("ours", "ours-bf16", "ours-bf16-cl", "ours-fused", "ours-ref", "baseline")
+IMPLS = (
+    "ours",
+    "ours-bf16",
+    "ours-bf16-cl",
+    "ours-bf16-foreach",
+    "ours-bf16-fusedadam",
+    "ours-bf16-compile",
+    "ours-fused",
+    "ours-ref",
+    "baseline",
+)
 BUNDLE_CONFIGS = Path(__file__).resolve().parents[1] / "bundles" / "liver_ct" / "configs"
 # the trainer settings the benchmark takes from the bundle, besides the three networks' architectures
 TRAINER_KEYS = (
@@ -169,7 +183,8 @@ def build_networks(
     if impl == "baseline":
         generator, image_d = make_baseline(generator, image_d)
     layout = torch.channels_last if impl.endswith("-cl") else torch.contiguous_format
-    return tuple(net.to(device, memory_format=layout) for net in (generator, image_d, joint_d))  # type: ignore[return-value]
+    nets = tuple(net.to(device, memory_format=layout) for net in (generator, image_d, joint_d))
+    return nets  # type: ignore[return-value]
 
 
 def impl_amp(impl: str, amp: bool) -> str:
@@ -236,19 +251,26 @@ def build_trainer(
     if joint_r1_gamma is not None:
         settings["joint_r1_gamma"] = joint_r1_gamma
     lr = cfg["learning_rate"]["lr"]
-    return SemanticGanTrainer(
+    adam = {"ours-bf16-foreach": "foreach", "ours-bf16-fusedadam": "fused"}.get(impl)
+    trainer = SemanticGanTrainer(
         device=device,
         max_epochs=1,
         data_loader=loader,
         generator=generator,
         image_discriminator=image_d,
         joint_discriminator=joint_d,
-        g_optimizer=lazy_adam(generator.parameters(), lr=lr, interval=settings["pl_interval"]),
-        d_image_optimizer=lazy_adam(image_d.parameters(), lr=lr, interval=settings["r1_interval"]),
-        d_joint_optimizer=lazy_adam(joint_d.parameters(), lr=lr, interval=settings["r1_interval"]),
+        g_optimizer=lazy_adam(generator.parameters(), lr=lr, interval=settings["pl_interval"], implementation=adam),
+        d_image_optimizer=lazy_adam(image_d.parameters(), lr=lr, interval=settings["r1_interval"], implementation=adam),
+        d_joint_optimizer=lazy_adam(joint_d.parameters(), lr=lr, interval=settings["r1_interval"], implementation=adam),
         amp=impl_amp(impl, amp),
         **settings,
     )
+    if impl.endswith("-compile"):
+        # the parameters and the EMA copy stay the modules'; only the calls go through the compiled graphs
+        trainer.generator = torch.compile(trainer.generator)
+        trainer.image_discriminator = torch.compile(trainer.image_discriminator)
+        trainer.joint_discriminator = torch.compile(trainer.joint_discriminator)
+    return trainer
 
 
 def _sync(device: torch.device) -> None:

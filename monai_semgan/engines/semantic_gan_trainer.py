@@ -70,7 +70,11 @@ def masks_to_signed_onehot(mask: torch.Tensor, label_channels: int) -> torch.Ten
 
 
 def lazy_adam(
-    parameters: Iterable[torch.Tensor], lr: float = 0.002, beta2: float = 0.99, interval: int | None = None
+    parameters: Iterable[torch.Tensor],
+    lr: float = 0.002,
+    beta2: float = 0.99,
+    interval: int | None = None,
+    implementation: str | None = None,
 ) -> torch.optim.Adam:
     """Adam as StyleGAN2 sets it up for lazy regularization every ``interval`` steps: lr and beta2 scaled by
     ``interval / (interval + 1)``, beta1 = 0.
@@ -80,12 +84,19 @@ def lazy_adam(
         lr: base learning rate.
         beta2: base beta2.
         interval: regularization interval (``None`` or 0: no scaling).
+        implementation: ``None`` (PyTorch's default for the device), ``"foreach"`` or ``"fused"``.
 
     Returns:
         the optimizer.
+
+    Raises:
+        ValueError: on an unknown ``implementation``.
     """
+    if implementation not in (None, "foreach", "fused"):
+        raise ValueError(f"implementation must be None, 'foreach' or 'fused', got {implementation!r}.")
     ratio = interval / (interval + 1) if interval else 1.0
-    return torch.optim.Adam(parameters, lr=lr * ratio, betas=(0.0, beta2**ratio), eps=1e-8)
+    flags = {implementation: True} if implementation else {}
+    return torch.optim.Adam(parameters, lr=lr * ratio, betas=(0.0, beta2**ratio), eps=1e-8, **flags)
 
 
 class SemanticGanTrainer(PairedTrainer):
