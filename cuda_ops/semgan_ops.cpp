@@ -1,15 +1,30 @@
 // Copyright (c) monai-semgan contributors. Licensed under the Apache License, Version 2.0.
 //
 // Python bindings of the monai-semgan CUDA ops: argument checks, output allocation, device guard and stream, then
-// the torch-free launchers in semgan_ops.h.
+// the torch-free launchers in semgan_ops.h. With SEMGAN_HOST_EMULATION defined (the test-only host build, see
+// host_emulation.h) the same bindings take CPU tensors and run the kernels serially.
 #include <torch/extension.h>
 
+#ifndef SEMGAN_HOST_EMULATION
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#endif
 
 #include "semgan_ops.h"
 
 namespace {
+
+#ifdef SEMGAN_HOST_EMULATION
+struct DeviceGuard {
+  explicit DeviceGuard(const c10::Device& /*device*/) {}
+};
+bool on_device(const at::Tensor& t) { return t.is_cpu(); }
+cudaStream_t current_stream() { return nullptr; }
+#else
+using DeviceGuard = c10::cuda::CUDAGuard;
+bool on_device(const at::Tensor& t) { return t.is_cuda(); }
+cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream(); }
+#endif
 
 int dtype_code(const at::Tensor& t) {
   switch (t.scalar_type()) {
@@ -31,12 +46,12 @@ int64_t floor_div(int64_t a, int64_t b) { return (a >= 0) ? a / b : -((-a + b - 
 
 at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x, int64_t up_y, int64_t down_x,
                      int64_t down_y, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1) {
-  TORCH_CHECK(x.is_cuda() && x.dim() == 4, "upfirdn2d: x must be a 4-D CUDA tensor");
-  TORCH_CHECK(kernel.is_cuda() && kernel.dim() == 2 && kernel.scalar_type() == at::kFloat,
+  TORCH_CHECK(on_device(x) && x.dim() == 4, "upfirdn2d: x must be a 4-D CUDA tensor");
+  TORCH_CHECK(on_device(kernel) && kernel.dim() == 2 && kernel.scalar_type() == at::kFloat,
               "upfirdn2d: kernel must be a 2-D float32 CUDA tensor");
   TORCH_CHECK(kernel.device() == x.device(), "upfirdn2d: kernel and x must be on the same device");
   TORCH_CHECK(up_x >= 1 && up_y >= 1 && down_x >= 1 && down_y >= 1, "upfirdn2d: up and down must be >= 1");
-  const c10::cuda::CUDAGuard guard(x.device());
+  const DeviceGuard guard(x.device());
   const at::Tensor k = kernel.contiguous();
   semgan::Upfirdn2dParams p{};
   p.n = x.size(0);
@@ -59,8 +74,7 @@ at::Tensor upfirdn2d(const at::Tensor& x, const at::Tensor& kernel, int64_t up_x
     p.x_stride[d] = x.stride(d);
     p.y_stride[d] = y.stride(d);
   }
-  check_launch(semgan::upfirdn2d(dtype_code(x), x.data_ptr(), y.data_ptr(), k.data_ptr<float>(), p,
-                                 c10::cuda::getCurrentCUDAStream()),
+  check_launch(semgan::upfirdn2d(dtype_code(x), x.data_ptr(), y.data_ptr(), k.data_ptr<float>(), p, current_stream()),
                "upfirdn2d");
   return y;
 }
@@ -72,18 +86,18 @@ semgan::BiasActParams bias_act_params(const at::Tensor& x, int64_t dim, int64_t 
   p.inner = x.stride(dim);
   p.channels = channels;
   p.act = static_cast<int>(act);
-  p.alpha = static_cast<float>(alpha);
-  p.gain = static_cast<float>(gain);
-  p.clamp = static_cast<float>(clamp);
+  p.alpha = alpha;
+  p.gain = gain;
+  p.clamp = clamp;
   return p;
 }
 
 at::Tensor bias_act(const at::Tensor& x_in, const at::Tensor& bias, int64_t dim, int64_t act, double alpha,
                     double gain, double clamp) {
-  TORCH_CHECK(x_in.is_cuda(), "bias_act: x must be a CUDA tensor");
+  TORCH_CHECK(on_device(x_in), "bias_act: x must be a CUDA tensor");
   TORCH_CHECK(dim >= 0 && dim < x_in.dim(), "bias_act: dim out of range");
   TORCH_CHECK(act >= 0 && act <= 2, "bias_act: unknown activation code");
-  const c10::cuda::CUDAGuard guard(x_in.device());
+  const DeviceGuard guard(x_in.device());
   // any dense layout (contiguous, channels_last) is used as it is; others are made contiguous
   const at::Tensor x = x_in.is_non_overlapping_and_dense() ? x_in : x_in.contiguous();
   at::Tensor b;
@@ -96,25 +110,24 @@ at::Tensor bias_act(const at::Tensor& x_in, const at::Tensor& bias, int64_t dim,
   at::Tensor y = at::empty_like(x);
   const auto p = bias_act_params(x, dim, b.defined() ? x.size(dim) : 0, act, alpha, gain, clamp);
   check_launch(semgan::bias_act(dtype_code(x), x.data_ptr(), b.defined() ? b.data_ptr() : nullptr, y.data_ptr(), p,
-                                c10::cuda::getCurrentCUDAStream()),
+                                current_stream()),
                "bias_act");
   return y;
 }
 
 at::Tensor bias_act_grad(const at::Tensor& dy_in, const at::Tensor& y, int64_t dim, int64_t act, double alpha,
                          double gain, double clamp) {
-  TORCH_CHECK(dy_in.is_cuda() && y.is_cuda(), "bias_act_grad: tensors must be on CUDA");
+  TORCH_CHECK(on_device(dy_in) && on_device(y), "bias_act_grad: tensors must be on CUDA");
   TORCH_CHECK(dy_in.sizes() == y.sizes(), "bias_act_grad: dy and y must have the same shape");
   TORCH_CHECK(y.is_non_overlapping_and_dense(), "bias_act_grad: y must be dense");
-  const c10::cuda::CUDAGuard guard(y.device());
+  const DeviceGuard guard(y.device());
   // the kernel walks dy and y with one flat index, so dy must share y's strides
   const at::Tensor dy = (dy_in.strides() == y.strides() && dy_in.scalar_type() == y.scalar_type())
                             ? dy_in
                             : at::empty_like(y).copy_(dy_in);
   at::Tensor dx = at::empty_like(y);
   const auto p = bias_act_params(y, dim, 0, act, alpha, gain, clamp);
-  check_launch(semgan::bias_act_grad(dtype_code(y), dy.data_ptr(), y.data_ptr(), dx.data_ptr(), p,
-                                     c10::cuda::getCurrentCUDAStream()),
+  check_launch(semgan::bias_act_grad(dtype_code(y), dy.data_ptr(), y.data_ptr(), dx.data_ptr(), p, current_stream()),
                "bias_act_grad");
   return dx;
 }

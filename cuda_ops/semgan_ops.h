@@ -1,11 +1,16 @@
 // Copyright (c) monai-semgan contributors. Licensed under the Apache License, Version 2.0.
 //
 // Launchers of the monai-semgan CUDA kernels. Deliberately free of torch headers: raw pointers, plain structs and a
-// stream, so `nvcc -c` can check the kernels on any machine with the CUDA toolkit.
+// stream, so `nvcc -c` can check the kernels on any machine with the CUDA toolkit. With SEMGAN_HOST_EMULATION defined
+// (a test-only build, see host_emulation.h) the same sources compile for the CPU.
 #pragma once
 
 #include <cstdint>
+#ifdef SEMGAN_HOST_EMULATION
+#include "host_emulation.h"
+#else
 #include <cuda_runtime_api.h>
+#endif
 
 namespace semgan {
 
@@ -22,12 +27,12 @@ struct Upfirdn2dParams {
 };
 
 struct BiasActParams {
-  int64_t numel;     // elements of x (dense memory)
-  int64_t inner;     // stride of the bias dimension in elements
-  int64_t channels;  // length of the bias dimension; 0 when there is no bias
-  int act;           // 0 linear, 1 relu, 2 lrelu
-  float alpha, gain;
-  float clamp;       // < 0: no clamping
+  int64_t numel;       // elements of x (dense memory)
+  int64_t inner;       // stride of the bias dimension in elements
+  int64_t channels;    // length of the bias dimension; 0 when there is no bias
+  int act;             // 0 linear, 1 relu, 2 lrelu
+  double alpha, gain;  // double, so that float64 tensors get float64 constants; cast to the accumulation type
+  double clamp;        // < 0: no clamping
 };
 
 // y = upfirdn2d(x, kernel); kernel is float32 [kernel_h, kernel_w], cross-correlation.

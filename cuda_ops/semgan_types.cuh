@@ -1,10 +1,14 @@
 // Copyright (c) monai-semgan contributors. Licensed under the Apache License, Version 2.0.
 //
-// Loads and stores of the supported element types, converting to the accumulation type.
+// Loads and stores of the supported element types, converting to the accumulation type, and the kernel launch.
 #pragma once
 
+#ifdef SEMGAN_HOST_EMULATION
+#include "host_emulation.h"
+#else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#endif
 
 namespace semgan {
 
@@ -27,5 +31,15 @@ inline unsigned int grid_size(int64_t work, int threads) {
   const int64_t cap = 65535 * 8;  // grid-stride loops cover the rest
   return static_cast<unsigned int>(blocks < cap ? (blocks > 0 ? blocks : 1) : cap);
 }
+
+#ifndef SEMGAN_HOST_EMULATION
+// The only use of CUDA's launch syntax, which no header can emulate; host_emulation.h has a serial twin.
+template <typename... Params, typename... Args>
+cudaError_t launch_kernel(void (*kernel)(Params...), unsigned int grid, int threads, cudaStream_t stream,
+                          Args... args) {
+  kernel<<<grid, threads, 0, stream>>>(args...);
+  return cudaGetLastError();
+}
+#endif
 
 }  // namespace semgan

@@ -52,9 +52,8 @@ cudaError_t launch(const void* x, void* y, const float* kernel, const Upfirdn2dP
   const int threads = 256;
   const int64_t total = p.n * p.c * p.out_h * p.out_w;
   if (total == 0) return cudaSuccess;
-  upfirdn2d_kernel<T><<<grid_size(total, threads), threads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y),
-                                                                         kernel, p);
-  return cudaGetLastError();
+  return launch_kernel(upfirdn2d_kernel<T>, grid_size(total, threads), threads, stream, static_cast<const T*>(x),
+                       static_cast<T*>(y), kernel, p);
 }
 
 }  // namespace
