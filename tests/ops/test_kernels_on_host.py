@@ -235,7 +235,7 @@ def test_upfirdn2d_gradcheck(up: object, down: object, pad: tuple, gain: float, 
 def test_upfirdn2d_batch_channels_and_grid_stride(
     shape: tuple[int, ...], max_grid: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Batch and channel counts, several blocks (4 x 8 x 34 x 38 outputs need 161), and a grid capped to 1 or 3
+    """Batch and channel counts, several blocks (4 x 8 x 34 x 38 outputs need 162), and a grid capped to 1 or 3
     blocks so that each thread strides over many elements; an empty batch launches nothing."""
     if max_grid is not None:
         monkeypatch.setenv("SEMGAN_HOST_MAX_GRID", max_grid)
