@@ -47,8 +47,6 @@ Implementations (``--impls``):
 * ``ours-bf16-cl``: ``ours-bf16`` with the networks in ``channels_last`` memory format;
 * ``ours-bf16-foreach``, ``ours-bf16-fusedadam``: ``ours-bf16`` with Adam's ``foreach`` or ``fused`` implementation
   (PyTorch's CPU default is a loop over the parameters);
-* ``ours-bf16-compile``: ``ours-bf16`` with the generator and both discriminators wrapped in ``torch.compile``
-  (compilation happens in the untimed warm-up iterations);
 * ``ours-fused``: the same networks with ``fused_modconv=True``;
 * ``ours-ref``: ``ours`` with the compiled ops switched off (PyTorch reference ops); identical to ``ours`` on CPU;
 * ``baseline``: the same engine with the generator and image discriminator replaced by
@@ -112,7 +110,6 @@ IMPLS = (
     "ours-bf16-cl",
     "ours-bf16-foreach",
     "ours-bf16-fusedadam",
-    "ours-bf16-compile",
     "ours-fused",
     "ours-ref",
     "baseline",
@@ -265,11 +262,6 @@ def build_trainer(
         amp=impl_amp(impl, amp),
         **settings,
     )
-    if impl.endswith("-compile"):
-        # the parameters and the EMA copy stay the modules'; only the calls go through the compiled graphs
-        trainer.generator = torch.compile(trainer.generator)
-        trainer.image_discriminator = torch.compile(trainer.image_discriminator)
-        trainer.joint_discriminator = torch.compile(trainer.joint_discriminator)
     return trainer
 
 

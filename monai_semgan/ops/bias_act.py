@@ -77,7 +77,9 @@ class _BiasActCuda(torch.autograd.Function):
         dx = _BiasActGradCuda.apply(dy, y, dim, act_code, alpha, gain, clamp)
         db = None
         if has_bias and ctx.needs_input_grad[1]:
-            db = dx.sum([i for i in range(dx.ndim) if i != dim])
+            others = [i for i in range(dx.ndim) if i != dim % dx.ndim]
+            # a 1-D x is its own bias gradient: sum([]) would sum over every dimension
+            db = dx.sum(others) if others else dx
         return dx, db, None, None, None, None, None
 
 
