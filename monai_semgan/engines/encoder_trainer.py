@@ -31,6 +31,7 @@ from monai.losses import DiceCELoss
 from monai_semgan.engines.diff_augment import DifferentiableAugment
 from monai_semgan.engines.paired_loader import PairedSliceLoader
 from monai_semgan.engines.paired_trainer import PairedTrainer, plain_tensor, unwrap_ddp
+from monai_semgan.engines.precision import parse_amp
 
 __all__ = ["EncoderTrainer"]
 
@@ -55,8 +56,8 @@ class EncoderTrainer(PairedTrainer):
         input_augment: photometric :class:`~monai_semgan.engines.DifferentiableAugment` operations (``intensity``,
             ``gamma``; a policy string or the object) applied to the encoder's input only; the generated image and
             label are compared with the unaugmented slice and mask. Empty: none.
-        amp: autocast precision, ``"auto"`` (bf16 where the device has native bf16, the CPU included), ``"bf16"``,
-            ``"fp16"`` or ``"off"``; the losses are computed in float32.
+        amp: autocast precision: ``"bf16"``, ``"fp16"`` (CUDA) or ``"off"``; ``"auto"`` means float32 here (a bf16
+            encoder segmented worse, see the results page); the losses are computed in float32.
         handlers: Ignite / MONAI handlers to attach.
 
     Raises:
@@ -88,7 +89,9 @@ class EncoderTrainer(PairedTrainer):
         if (enc.num_ws, enc.w_dim, enc.resolution) != (generator.num_ws, generator.w_dim, generator.resolution):
             raise ValueError("the encoder's resolution and W+ shape must match the generator's.")
         input_augment = DifferentiableAugment.photometric(input_augment, name="input_augment")
-        super().__init__(device, max_epochs, data_loader, amp=amp)
+        # "auto" trains the encoder in float32: in bf16 it lost 0.08 CHAOS Dice (0.358 -> 0.274) on the same generator
+        # (docs/benchmarks.md, "Precision"); an explicit "bf16" is still honoured
+        super().__init__(device, max_epochs, data_loader, amp="off" if parse_amp(amp) == "auto" else amp)
         device = self.state.device
         self.encoder = encoder
         self.generator = generator.eval().requires_grad_(False)

@@ -40,10 +40,11 @@ class SemanticSegmenter(nn.Module):
         generator: a :class:`~monai_semgan.networks.SemanticGenerator`.
         encoder: a :class:`~monai_semgan.networks.LatentEncoder` of the same resolution and W+ shape.
         steps: test-time optimization steps (0: quick mode).
-        amp: autocast precision of the forward pass (and of the optimization's passes): ``"auto"`` (bf16 where the
-            input's device has native bf16, the CPU included), ``"bf16"``, ``"fp16"`` (CUDA) or ``"off"`` (the
-            default, float32); see :func:`~monai_semgan.engines.precision.resolve_amp`. The logits come back as
-            float32; a trace for TorchScript is always float32.
+        amp: autocast precision of the forward pass (and of the optimization's passes): ``"auto"`` (bf16 in quick
+            mode where the input's device has native bf16, the CPU included; float32 for test-time optimization,
+            whose result bf16 round-off changes), ``"bf16"``, ``"fp16"`` (CUDA) or ``"off"`` (the default, float32);
+            see :func:`~monai_semgan.engines.precision.resolve_amp`. The logits come back as float32; a trace for
+            TorchScript is always float32.
         inverter_args: further :class:`LatentInverter` arguments (``lr``, ``perceptual``, ``lpips_weights``,
             ``chunk_size``, ``early_stop_patience``, loss weights, ...).
 
@@ -102,6 +103,8 @@ class SemanticSegmenter(nn.Module):
         if resize:
             x = F.interpolate(x, size=(r, r), mode="area")
         dtype = None if torch.jit.is_tracing() else resolve_amp(self.amp, x.device)
+        if self.inverter.steps > 0 and parse_amp(self.amp) == "auto":
+            dtype = None  # the optimization amplifies bf16 round-off (masks at Dice 0.46 from float32's): float32
         with autocast(x.device, dtype):
             if self.inverter.steps > 0:
                 logits = self.inverter.invert(x).label_logits

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from ignite.engine import Events
@@ -69,3 +71,13 @@ def test_without_input_augmentation_the_encoder_sees_the_slices(phantom_cases: l
 def test_geometric_input_augmentation_is_refused(phantom_cases: list[dict], policy: str) -> None:
     with pytest.raises(ValueError, match="input_augment must be photometric"):
         make_trainer(phantom_cases, input_augment=policy)
+
+
+@pytest.mark.parametrize("amp, dtype", [("auto", None), ("off", None), ("bf16", torch.bfloat16)])
+def test_the_encoder_trains_in_float32_unless_bf16_is_asked_for(
+    phantom_cases: list[dict], amp: str, dtype: torch.dtype | None
+) -> None:
+    trainer, _ = make_trainer(phantom_cases, amp=amp)
+    assert trainer.amp_dtype == dtype
+    trainer.run()
+    assert all(math.isfinite(v) for v in trainer.state.output.values())

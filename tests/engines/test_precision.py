@@ -106,3 +106,23 @@ def test_a_bf16_segmenter_gives_float32_logits_close_to_float32(steps: int) -> N
     out = SemanticSegmenter(g, enc, steps=steps, amp="bf16", perceptual="none")(x)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     assert (torch.sigmoid(out) - torch.sigmoid(ref)).abs().max() < 0.1
+
+
+def test_auto_is_float32_where_bf16_measured_worse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The encoder's training and test-time optimization stay float32 under "auto" (docs/benchmarks.md,
+    "Precision"); quick mode follows the device."""
+    cpu_has_native_bf16.cache_clear()
+    monkeypatch.setenv("MONAI_SEMGAN_CPU_BF16", "1")
+    try:
+        g = _tiny_generator().eval()
+        enc = LatentEncoder(16, g.num_ws, g.w_dim, channel_base=256, channel_max=16).eval()
+        seen: list[torch.dtype] = []
+        g.blocks[0].conv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        x = torch.rand(2, 1, 16, 16) * 2 - 1
+        SemanticSegmenter(g, enc, steps=0, amp="auto")(x)
+        assert seen[-1] == torch.bfloat16
+        seen.clear()
+        SemanticSegmenter(g, enc, steps=2, amp="auto", perceptual="none")(x)
+        assert seen and set(seen) == {torch.float32}
+    finally:
+        cpu_has_native_bf16.cache_clear()
