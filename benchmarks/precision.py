@@ -231,10 +231,10 @@ def side_by_side(out: Path, figure: Path) -> None:
     for name in ("fp32-seed0", "bf16-seed0"):
         grids = sorted((out / name / "train" / "samples").glob("iter_*.png"))
         panels.append((name, plt.imread(grids[-1]), grids[-1].stem))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 6.5))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.2))
     for ax, (name, image, stem) in zip(axes, panels):
         ax.imshow(image)
-        ax.set_title(f"{name} ({stem.replace('iter_', 'iteration ').lstrip('0')})")
+        ax.set_title(f"{name}, iteration {int(stem.split('_')[-1])} (image | image + generated liver)")
         ax.axis("off")
     fig.tight_layout()
     figure.parent.mkdir(parents=True, exist_ok=True)
