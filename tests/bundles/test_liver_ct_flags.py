@@ -14,6 +14,8 @@ from fire import parser as fire_parser
 from monai.bundle import ConfigParser
 from monai.transforms import KeepLargestConnectedComponentd
 
+from monai_semgan.engines import parse_amp
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "bundles" / "liver_ct" / "configs"
 RUNNABLE = ["train.json", "train_encoder.json", "train_unet.json", "evaluate.json", "inference.json"]
@@ -76,9 +78,11 @@ def test_resume_reads_command_line_strings(config: str, given: object, expected:
 
 
 def test_training_flags_read_command_line_strings() -> None:
-    parser = _parser("train.json", amp="false")
-    assert parser.get_parsed_content("trainer#amp") is False
-    assert _parser("train_encoder.json", amp="true").get_parsed_content("trainer#amp") is True
+    # amp is a precision setting (auto / bf16 / fp16 / off) that also takes true / false, as the engines parse it
+    for config, given, mode in (("train.json", "false", "off"), ("train_encoder.json", "true", "bf16")):
+        value = _parser(config, amp=given).get_parsed_content("trainer#amp")
+        assert value == given and parse_amp(value) == mode
+    assert parse_amp(_parser("train.json").get_parsed_content("trainer#amp")) == "auto"
 
 
 def test_a_misspelt_flag_is_refused_with_the_expected_values() -> None:
