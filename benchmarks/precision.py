@@ -37,13 +37,13 @@ import platform
 import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from benchmarks.inversion import timed
 from benchmarks.quality import ROOT, bundle, run_step
 from monai_semgan.data import volume_preprocessing
 from monai_semgan.engines import autocast, cpu_has_native_bf16, resolve_amp
@@ -66,12 +66,6 @@ def _segmenter(model: str) -> SemanticSegmenter:
         g.resolution, g.num_ws, g.w_dim, g.image_channels, g.channel_base, g.channel_multiplier, g.channel_max
     )
     return SemanticSegmenter(g, encoder, perceptual="ssim").eval()
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
 
 
 def _dice(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -100,16 +94,16 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
             dtype = resolve_amp(precision, "cpu")
             with torch.no_grad(), autocast("cpu", dtype):
                 g(z, mixing_prob=0.0)  # warm-up
-                t, _ = _timed(lambda: g(z, mixing_prob=0.0))
+                t, _ = timed(lambda: g(z, mixing_prob=0.0))
             times[precision]["g_forward"].append(t)
             net.amp = precision
             net.inverter.steps = 0
             with torch.no_grad():
-                t, out = _timed(lambda: net(slices))
+                t, out = timed(lambda: net(slices))
             times[precision]["quick"].append(t)
             logits[precision]["quick"] = out
             net.inverter.steps = args.steps
-            t, out = _timed(lambda: net(slices))
+            t, out = timed(lambda: net(slices))
             times[precision]["optimize"].append(t)
             logits[precision]["optimize"] = out
             print(
