@@ -16,9 +16,12 @@ For each number of labeled cases K, through the bundle's own commands (what user
 2. ``train_encoder.json``: the encoder (together 1 and 2 are SemanticGAN's training wall time);
 3. ``train_unet.json``: MONAI's 2-D ``UNet`` on exactly the same K labeled cases (same slice sampler, resolution and
    preprocessing), Dice + CE, flips and affine augmentation, for at least SemanticGAN's wall time;
-4. ``evaluate.json``: 3-D Dice and HD95 per patient on the input grid, on the in-domain test cases and on each
+4. ``train_unet_dg.json`` over it: the same U-Net, cases and budget with GIN + IPA intensity augmentation
+   (:class:`~monai_semgan.data.RandGINd`), the single-source domain-generalization baseline;
+5. ``evaluate.json``: 3-D Dice and HD95 per patient on the input grid, on the in-domain test cases and on each
    out-of-domain set: SemanticGAN in quick mode (encoder only) and in optimize mode (test-time optimization), the
-   U-Net through ``evaluate.json`` + ``unet.json``.
+   U-Nets through ``evaluate.json`` + ``unet.json``, and the position prior of the K labeled cases (their mean organ
+   mask in every slice, :mod:`monai_semgan.evaluation.position_prior`), scored the same way.
 
 Every step writes its outputs and a ``done.json`` marker under ``--out``; a rerun skips finished steps and resumes an
 interrupted training from its last checkpoint. The models stay in ``--out`` (``models/model.pt``), so they can be
@@ -27,10 +30,10 @@ per tag, K, method and test set; rows of other tags already in the file are kept
 in ``--report_dir``.
 
     D=../shared/data
-    python -m benchmarks.quality --train_dir $D/chaos_t2spir --modality mri --label_values 1 --test_name chaos_t2 \
+    python -m benchmarks.quality --train_dir $D/btcv_ct --modality ct --label_values 6 \
+        --test_name btcv_ct --test_fraction 0.3334 --ood chaos_t2 mri 1 $D/chaos_t2spir \
         --ood totalseg_mr mri 5 $D/totalseg/example_mr_sm.nii.gz=$D/totalseg/example_seg_mr.nii.gz \
-        --ood totalseg_ct ct 5 $D/totalseg/example_ct_sm.nii.gz=$D/totalseg/example_seg.nii.gz \
-        --out runs/quality --report_dir docs/figures/quality --tag default [--quick]
+        --num_labeled 1 2 8 --gan_iterations 3000 --out runs/quality --report_dir docs/figures/quality --tag btcv
 
 Without ``--test_dir`` the cases of ``--train_dir`` are split into training and test cases by ``--seed``. Options
 after ``--gan`` (``KEY=VALUE``) override ``train.json`` settings, e.g. ``--gan joint_r1_gamma=10``; give each such
@@ -38,7 +41,8 @@ configuration its own ``--tag``. ``--gan_from TAG`` reuses another tag's GAN (fo
 TAG`` all its models (for changes of the inference, ``--eval KEY=VALUE``), ``--unet_from TAG`` its U-Net when that one
 trained with the same settings and cases for at least this tag's SemanticGAN wall time (else a new U-Net trains), so a
 SemanticGAN variant is not charged a second identical baseline. ``--methods`` picks the methods to evaluate
-(test-time optimization is the slow one); without ``unet`` no U-Net trains (a SemanticGAN-only screen). ``--set``
+(test-time optimization is the slow one, ``--optimize_sets`` limits it to some test sets); without ``unet`` no U-Net
+trains (a SemanticGAN-only screen), without ``unet_dg`` no domain-generalization U-Net. ``--set``
 overrides go to every training command (e.g. ``resolution=128``); evaluation reads the architecture from the model
 files.
 """
@@ -56,13 +60,26 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from monai.bundle import ConfigParser
 
 from monai_semgan.data import discover_cases
 from monai_semgan.data.discovery import write_json_atomic
-from monai_semgan.evaluation import METHODS, dice_markdown, merge_history, plot_dice_bars, summarize, write_csv
+from monai_semgan.evaluation import (
+    METHODS,
+    dice_markdown,
+    fit_position_prior,
+    merge_history,
+    plot_dice_bars,
+    segment_with_prior,
+    select_prior_threshold,
+    summarize,
+    write_csv,
+)
+from monai_semgan.segmentation import case_scores, write_dice_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "liver_ct"
@@ -147,6 +164,7 @@ def prepare_data(args: argparse.Namespace, out: Path) -> tuple[dict[int, Path], 
             "modality": args.modality,
             "label_values": args.label_values,
             "domain": "in",
+            "name": args.test_name,
         }
     }
     for name, modality, values, spec in args.ood or []:
@@ -155,6 +173,7 @@ def prepare_data(args: argparse.Namespace, out: Path) -> tuple[dict[int, Path], 
             "modality": modality,
             "label_values": [int(v) for v in values.split(",")],
             "domain": "out",
+            "name": name,
         }
     tests = {n: str(s["datalist"]) for n, s in sets.items()}
     split = {"train": [c["case_id"] for c in train], "labeled_order": pick, "test": tests}
@@ -203,6 +222,17 @@ def bundle(workflow: str, configs: Sequence[str], *options: str) -> list[str]:
             "--bundle_root", str(BUNDLE), *options]  # fmt: skip
 
 
+def parse_set(pairs: Sequence[str]) -> list[tuple[str, Any]]:
+    """``KEY=VALUE`` -> ``(KEY, value)`` with JSON values parsed (``resolution=128`` -> 128)."""
+    parsed = []
+    for key, value in zip(overrides(pairs)[::2], overrides(pairs)[1::2]):
+        try:
+            parsed.append((key[2:], json.loads(value)))
+        except json.JSONDecodeError:
+            parsed.append((key[2:], value))
+    return parsed
+
+
 def overrides(pairs: Sequence[str]) -> list[str]:
     """``KEY=VALUE`` -> ``--KEY VALUE``."""
     options = []
@@ -221,6 +251,7 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     labels = json.dumps(list(args.label_values))
     common = ["--modality", args.modality, "--label_values", labels, "--seed", str(args.seed), *overrides(args.set)]
     gan_dir, enc_dir, unet_dir = run_dir / "semgan" / "gan", run_dir / "semgan" / "encoder", run_dir / "unet"
+    dg_dir = run_dir / "unet_dg"
     # another tag's models (same data, seed and protocol): only what comes after them differs
     for source, reused in ((args.gan_from, ("gan",)), (args.models_from, ("gan", "encoder", "unet"))):
         if not source:
@@ -232,7 +263,7 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
                 raise FileNotFoundError(f"{dirs[name]}: the {name} of tag {source} for K = {k} is not done.")
         gan_dir = dirs["gan"]
         if "encoder" in reused:
-            enc_dir, unet_dir = dirs["encoder"], dirs["unet"]
+            enc_dir, unet_dir, dg_dir = dirs["encoder"], dirs["unet"], other / "unet_dg"
     print(f"K = {k} ({run_dir})", flush=True)
     gan_wall = run_step(
         f"[K={k}] SemanticGAN: GAN", bundle("training", ["train.json"], "--output_dir", str(gan_dir),
@@ -247,12 +278,12 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     semgan_wall = gan_wall + enc_wall
     budget = semgan_wall * args.unet_time_factor
 
-    def unet_command(folder: Path) -> list[str]:
-        return bundle("training", ["train.json", "train_unet.json"], "--output_dir", str(folder),
+    def unet_command(folder: Path, overlays: Sequence[str] = ()) -> list[str]:
+        return bundle("training", ["train.json", "train_unet.json", *overlays], "--output_dir", str(folder),
                       "--dataset_dir", str(datalist), "--num_labeled", str(k), "--iterations", "1000000",
                       "--time_limit_s", f"{budget:.0f}", *common, *overrides(args.unet))  # fmt: skip
 
-    unet_wall = 0.0
+    unet_wall = dg_wall = 0.0
     if "unet" not in args.methods:  # a SemanticGAN-only screen: no baseline to train
         print(f"  [K={k}] U-Net not trained: --methods leaves it out", flush=True)
     else:
@@ -265,28 +296,27 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
                 unet_dir = other
         # the U-Net trains at least as long as SemanticGAN did; the iteration cap is never the limit on CPU
         unet_wall = run_step(f"[K={k}] U-Net", unet_command(unet_dir), unet_dir, args.verbose)
-    models = {"semgan": enc_dir / "models" / "model.pt", "unet": unet_dir / "models" / "model.pt"}
+    if "unet_dg" in args.methods:
+        # the same U-Net, data and budget, with GIN + IPA intensity augmentation (train_unet_dg.json)
+        dg_wall = run_step(
+            f"[K={k}] U-Net + GIN/IPA", unet_command(dg_dir, ["train_unet_dg.json"]), dg_dir, args.verbose
+        )
+    models = {"semgan": enc_dir / "models" / "model.pt", "unet": unet_dir / "models" / "model.pt",
+              "unet_dg": dg_dir / "models" / "model.pt"}  # fmt: skip
+    train_walls = {"unet": unet_wall, "unet_dg": dg_wall, "position_prior": 0.0}
     rows = []
     for set_name, spec in sets.items():
         for method in args.methods:
+            if method == "semgan_optimize" and args.optimize_sets and set_name not in args.optimize_sets:
+                continue
             eval_dir = run_dir / "eval" / method / set_name
-            # evaluate.json is an overlay of inference.json; the architecture comes from the model file
-            configs = ["inference.json", "evaluate.json"] + (["unet.json"] if method == "unet" else [])
-            options = ["--model_path", str(models["unet" if method == "unet" else "semgan"]),
-                       "--dataset_dir", str(spec["datalist"]), "--output_dir", str(eval_dir),
-                       "--modality", spec["modality"], "--label_values", str(list(spec["label_values"]))]  # fmt: skip
-            if method.startswith("semgan"):
-                options += ["--mode", method.split("_")[1], "--optimize_steps", str(protocol["optimize_steps"])]
-                options += overrides(args.eval)
-            eval_wall = run_step(
-                f"[K={k}] evaluate {method} on {set_name}",
-                bundle("evaluating", configs, *options),
-                eval_dir,
-                args.verbose,
-            )
+            if method == "position_prior":
+                eval_wall = run_prior(k, datalist, spec, models["semgan"], eval_dir, args)
+            else:
+                eval_wall = run_evaluation(k, method, spec, models, protocol, eval_dir, args)
             with open(eval_dir / "dice.csv", encoding="utf-8") as f:
                 cases = [r for r in csv.DictReader(f) if r["case"] not in ("mean", "std")]
-            train_wall = unet_wall if method == "unet" else semgan_wall
+            train_wall = train_walls.get(method, semgan_wall)
             for r in cases:
                 rows.append({
                     "tag": args.tag, "K": k, "method": method, "test_set": set_name, "domain": spec["domain"],
@@ -295,6 +325,57 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
                     "train_min": train_wall / 60, "eval_s_per_case": eval_wall / max(1, len(cases)),
                 })  # fmt: skip
     return rows
+
+
+def run_evaluation(
+    k: int, method: str, spec: dict, models: dict[str, Path], protocol: dict, eval_dir: Path, args: argparse.Namespace
+) -> float:
+    """Evaluate one trained method on one test set through ``evaluate.json``; returns the wall time in seconds."""
+    unet = method.startswith("unet")
+    # evaluate.json is an overlay of inference.json; the architecture comes from the model file
+    configs = ["inference.json", "evaluate.json"] + (["unet.json"] if unet else [])
+    options = ["--model_path", str(models[method if unet else "semgan"]),
+                       "--dataset_dir", str(spec["datalist"]), "--output_dir", str(eval_dir),
+               "--modality", spec["modality"], "--label_values", str(list(spec["label_values"]))]  # fmt: skip
+    if not unet:
+        options += ["--mode", method.split("_")[1], "--optimize_steps", str(protocol["optimize_steps"])]
+        options += overrides(args.eval)
+    name = f"[K={k}] evaluate {method} on {spec['name']}"
+    return run_step(name, bundle("evaluating", configs, *options), eval_dir, args.verbose)
+
+
+def run_prior(k: int, datalist: Path, spec: dict, model: Path, eval_dir: Path, args: argparse.Namespace) -> float:
+    """Score the position prior of the K labeled training cases on one test set (``dice.csv`` like every method,
+    a ``done.json`` marker); returns the wall time in seconds. ``model`` only gives the resolution."""
+    marker, name = eval_dir / "done.json", f"[K={k}] evaluate position_prior on {spec['name']}"
+    if marker.exists():
+        wall = float(json.loads(marker.read_text(encoding="utf-8"))["wall_s"])
+        print(f"  {name:<40} done before ({wall / 60:.1f} min)", flush=True)
+        return wall
+    start = time.perf_counter()
+    labeled = [c for c in json.loads(datalist.read_text(encoding="utf-8"))["training"] if c.get("label")]
+
+    def preprocessing(modality: str, label_values: Sequence[int]) -> tuple[int, Any]:
+        """The evaluation's resolution and preprocessing, as ``evaluate.json`` builds them for ``model``."""
+        parser = ConfigParser()
+        parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "evaluate.json")])
+        settings = {"bundle_root": str(BUNDLE), "model_path": str(model), "output_dir": "", "modality": modality}
+        parser.update({**settings, "label_values": list(label_values), **dict(parse_set(args.set))})
+        return int(parser.get_parsed_content("resolution")), parser.get_parsed_content("preprocessing")
+
+    resolution, train_preprocessing = preprocessing(args.modality, args.label_values)
+    prior = fit_position_prior(labeled, list(args.label_values), resolution)
+    threshold, _ = select_prior_threshold(prior, train_preprocessing, labeled)
+    _, test_preprocessing = preprocessing(spec["modality"], spec["label_values"])
+    rows = []
+    for item in json.loads(Path(spec["datalist"]).read_text(encoding="utf-8"))["training"]:
+        dice, hd = case_scores(*segment_with_prior(prior, test_preprocessing, item, threshold, eval_dir))
+        rows.append({"case": Path(item["image"]).name.split(".")[0], "dice": dice, "hd95_mm": hd})
+    write_dice_csv(rows, eval_dir / "dice.csv")
+    wall = time.perf_counter() - start
+    write_json_atomic({"wall_s": wall, "threshold": threshold, "fitted_on": [c["image"] for c in labeled]}, marker)
+    print(f"  {name:<40} finished in {wall / 60:.1f} min (threshold {threshold})", flush=True)
+    return wall
 
 
 def reusable_unet(unet_dir: Path, command: Sequence[str], datalist: Path, budget: float) -> str:
@@ -349,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--unet_from", default="", metavar="TAG",
                         help="reuse another tag's U-Net where it trained at least this tag's budget")  # fmt: skip
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="methods to evaluate")
+    parser.add_argument("--optimize_sets", nargs="*", default=[], metavar="TEST_SET",
+                        help="test sets for test-time optimization (default: all; it is the slow method)")  # fmt: skip
     parser.add_argument("--unet_time_factor", type=float, default=1.0, help="U-Net budget / SemanticGAN wall time")
     parser.add_argument("--out", default="runs/quality", help="models, logs and per-run results")
     parser.add_argument("--report_dir", default="", help="where summary.csv, cases.csv, quality.png go (default --out)")

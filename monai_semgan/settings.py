@@ -12,9 +12,9 @@
 output folder exist, with one message naming the setting, its value and what it must be.
 
 The bundle configs call :func:`check_settings` in their ``initialize`` step with the settings they use; each setting
-name has one rule here, so ``train.json``, ``train_encoder.json``, ``train_unet.json`` and ``inference.json`` check
-the same name the same way. The networks' own constructors check their architecture (``resolution`` a power of two
-from 8 to 1024, ...); the configs build them in ``initialize`` too.
+name has one rule here, so ``train.json``, ``train_encoder.json``, ``train_unet.json`` (and its ``train_unet_dg.json``
+overlay) and ``inference.json`` check the same name the same way. The networks' own constructors check their
+architecture (``resolution`` a power of two from 8 to 1024, ...); the configs build them in ``initialize`` too.
 """
 
 from __future__ import annotations
@@ -132,6 +132,9 @@ SETTING_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "optimize_steps": (_non_negative_int, "a non-negative integer"),
     "mode": (lambda v: v in ("quick", "optimize"), '"quick" or "optimize"'),
     "time_limit_s": (_optional_non_negative, "a non-negative number of seconds, or null"),
+    "gin_layers": (_positive_int, "a positive integer"),
+    "gin_channels": (_positive_int, "a positive integer"),
+    "ipa_prob": (_probability, "a number from 0 to 1"),
     "ct_window": (_ct_window, "[level, width] in HU with a positive width"),
     "mri_percentiles": (_percentiles, "[lower, upper] with 0 <= lower < upper <= 100"),
     "amp": (_amp, '"auto", "bf16", "fp16" (CUDA) or "off"'),

@@ -28,6 +28,7 @@ COMBINATIONS = [
     ["train.json", "train_paper.json"],
     ["train.json", "train_encoder.json"],
     ["train.json", "train_unet.json"],
+    ["train.json", "train_unet.json", "train_unet_dg.json"],
     ["inference.json"],
     ["inference.json", "evaluate.json"],
 ]
@@ -44,8 +45,10 @@ def test_the_shipped_defaults_pass_their_configs_settings_check(names: list[str]
     assert {"modality", "ct_window", "mri_percentiles"} <= set(checked)
     if names[0] == "train.json":
         assert {"resolution", "batch_size", "iterations", "label_values", "learning_rate"} <= set(checked)
-    if names[-1] == "train_unet.json":
+    if "train_unet.json" in names:
         assert {"weight_decay", "time_limit_s"} <= set(checked)
+    if names[-1] == "train_unet_dg.json":
+        assert {"gin_layers", "gin_channels", "ipa_prob"} <= set(checked)
     if names[-1] == "evaluate.json":
         assert {"label_values", "threshold"} <= set(checked)
 
@@ -68,6 +71,8 @@ def test_the_shipped_defaults_pass_their_configs_settings_check(names: list[str]
         ("mri_percentiles", [99, 1], "0 <= lower < upper <= 100"),
         ("checkpoints_kept", 0, "or null to keep every checkpoint"),
         ("time_limit_s", -1, "seconds, or null"),
+        ("gin_layers", 0, "setting gin_layers = 0: must be a positive integer"),
+        ("ipa_prob", 1.5, "setting ipa_prob = 1.5: must be a number from 0 to 1"),
     ],
 )
 def test_a_bad_value_names_the_setting_and_what_it_must_be(name: str, value: object, message: str) -> None:

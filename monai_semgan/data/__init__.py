@@ -8,13 +8,15 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Load and transform: readers, CT/MRI intensity, label remapping, 3-D to 2-D slices, data sets, phantom data."""
+"""Load and transform: readers, CT/MRI intensity, label remapping, 3-D to 2-D slices, data sets, phantom data,
+random-appearance augmentation (GIN + IPA)."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
+from monai_semgan.data.causal_augmentation import RandGIN, RandGINd
 from monai_semgan.data.discovery import (
     CHAOS_PNG_CLASSES,
     convert_chaos_case,
@@ -67,6 +69,8 @@ __all__ = [
     "LoadVolumed",
     "MRIPercentileNormalized",
     "RandAxialSliced",
+    "RandGIN",
+    "RandGINd",
     "RemapLabelsd",
     "SimpleITKReader",
     "SliceSampleDataset",

@@ -17,7 +17,7 @@ random axial slices (organ-rich for labeled volumes, body slices for unlabeled o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -56,8 +56,8 @@ class SliceSampleDataset(Dataset):
         return item[0] if isinstance(item, list) else item
 
     def set_random_state(self, seed: int) -> SliceSampleDataset:
-        """Seed the random transforms (which slice is drawn, flips, affine transforms), as MONAI's ``Randomizable``
-        does; returns the dataset."""
+        """Seed the random transforms (which slice is drawn, flips, affine and intensity augmentation), as MONAI's
+        ``Randomizable`` does; returns the dataset."""
         self.volumes.transform.set_random_state(seed)
         return self
 
@@ -77,6 +77,7 @@ def make_slice_dataset(
     mri_percentiles: Sequence[float] = (0.5, 99.5),
     cache_rate: float = 1.0,
     num_workers: int = 0,
+    intensity_augmentation: Callable | None = None,
 ) -> SliceSampleDataset:
     """A dataset of random 2-D slices of cached volumes, ``slices_per_volume`` per volume and epoch.
 
@@ -99,6 +100,10 @@ def make_slice_dataset(
         mri_percentiles: see :func:`volume_transforms`.
         cache_rate: fraction of volumes cached in memory.
         num_workers: workers that fill the cache.
+        intensity_augmentation: a random dictionary transform applied to each sampled slice after the flips and
+            affine transforms, e.g. ``RandGINd("image")`` (:class:`~monai_semgan.data.RandGINd`) for the
+            domain-generalization baseline; ``None`` (default) for none. Seeded with the other random transforms
+            by :meth:`SliceSampleDataset.set_random_state` when it is MONAI ``Randomizable``.
 
     Returns:
         a :class:`SliceSampleDataset` over a ``CacheDataset`` of the volumes.
@@ -145,6 +150,8 @@ def make_slice_dataset(
                 padding_mode=("border", "zeros")[: len(keys)],
             )
         )
+    if intensity_augmentation is not None:
+        transforms.append(intensity_augmentation)
     transforms.append(EnsureTyped(keys, track_meta=False))
     # no random transform writes into the cached volume (slices are copied out), so the cache need not be copied
     try:

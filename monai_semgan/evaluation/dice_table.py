@@ -42,12 +42,15 @@ __all__ = [
     "write_csv",
 ]
 
-METHODS = ("semgan_quick", "semgan_optimize", "unet")
+METHODS = ("semgan_quick", "semgan_optimize", "unet", "unet_dg", "position_prior")
 """The methods of a quality run, in the order tables and plots show them: SemanticGAN with the encoder only,
-SemanticGAN with test-time optimization, the supervised U-Net."""
+SemanticGAN with test-time optimization, the supervised U-Net, the same U-Net trained with GIN + IPA
+domain-generalization augmentation, and the position prior that ignores the image."""
 
-_PLOT_LABELS = {"semgan_quick": "SemanticGAN (encoder)", "semgan_optimize": "SemanticGAN (optimize)", "unet": "U-Net"}
-_TABLE_NAMES = {"semgan_quick": "SemanticGAN, encoder", "semgan_optimize": "SemanticGAN, optimize", "unet": "U-Net"}
+_PLOT_LABELS = {"semgan_quick": "SemanticGAN (encoder)", "semgan_optimize": "SemanticGAN (optimize)", "unet": "U-Net",
+                "unet_dg": "U-Net + GIN/IPA", "position_prior": "position prior"}  # fmt: skip
+_TABLE_NAMES = {"semgan_quick": "SemanticGAN, encoder", "semgan_optimize": "SemanticGAN, optimize", "unet": "U-Net",
+                "unet_dg": "U-Net + GIN/IPA", "position_prior": "position prior"}  # fmt: skip
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

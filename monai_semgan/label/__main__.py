@@ -65,7 +65,7 @@ def build_command(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(prog="python -m monai_semgan.label", description=__doc__.split("\n\n")[0])
     parser.add_argument("--studies", required=True, help="datastore folder of images (NIfTI / DICOM)")
     parser.add_argument("--bundle", default="bundles/liver_ct", help="the SemanticGAN bundle folder")
-    parser.add_argument("--model", default="", help="segmenter weights (default <bundle>/runs/encoder/models/model.pt)")
+    parser.add_argument("--model", default="", help="segmenter weights (default: the shipped <bundle>/models/model.pt)")
     parser.add_argument("--model_name", default="", help="served model name (default: from the bundle's metadata)")
     parser.add_argument("--workspace", default="", help="app folder for MONAI Label's logs and trained models")
     parser.add_argument(

@@ -65,7 +65,8 @@ class SemanticGanLabelApp(MONAILabelApp):
     - ``bundle``: the bundle folder (required).
     - ``model_name``: the served model's name (default: from the bundle's ``configs/metadata.json``, see
       :func:`~monai_semgan.label.served_model_name`).
-    - ``model``: the segmenter weights to serve before any training (default ``<bundle>/runs/encoder/models/model.pt``).
+    - ``model``: the segmenter weights to serve before any training (default ``<bundle>/models/model.pt``, the
+      bundle's shipped model).
     - ``overrides``: JSON object of bundle config overrides for inference and training (architecture keys, ``mode``,
       ``optimize_steps``, ...).
     - ``modality``: ``mri`` (default) or ``ct``.
@@ -89,7 +90,7 @@ class SemanticGanLabelApp(MONAILabelApp):
         self.overrides = json.loads(conf.get("overrides", "{}"))
         self.modality = conf.get("modality", "mri")
         self.overrides["modality"] = self.modality
-        self.served_model = Path(conf.get("model") or self.bundle / "runs" / "encoder" / "models" / "model.pt")
+        self.served_model = Path(conf.get("model") or self.bundle / "models" / "model.pt")
         self.trained_model = Path(app_dir) / "model" / self.model_name / "model.pt"
         self.label_values = parse_label_values(conf.get("label_values", "1"))
         labels = bundle_labels(self.bundle)

@@ -89,10 +89,18 @@ def test_every_step_runs_and_the_report_is_written(first_run: dict) -> None:
     assert (run / "k1" / "unet" / "models" / "model.pt").exists()
     summary = read(out / "report" / "summary_quick.csv")
     keys = {(r["method"], r["test_set"]) for r in summary}
-    assert keys == {(m, s) for m in ("semgan_quick", "semgan_optimize", "unet") for s in ("phantom_ct", "phantom_mri")}
+    methods = ("semgan_quick", "semgan_optimize", "unet", "unet_dg", "position_prior")
+    assert keys == {(m, s) for m in methods for s in ("phantom_ct", "phantom_mri")}
     assert all(0.0 <= float(r["dice_mean"]) <= 1.0 and r["tag"] == "first" for r in summary)
     cases = read(out / "report" / "cases_quick.csv")
-    assert len(cases) == 3 * (1 + 3)  # per method: 1 in-domain case and the 3 MRI phantoms
+    assert len(cases) == 5 * (1 + 3)  # per method: 1 in-domain case and the 3 MRI phantoms
+    # the domain-generalization U-Net trained on the same labeled case with GIN + IPA in its slice pipeline
+    dg_split = json.loads((run / "k1" / "unet_dg" / "split.json").read_text(encoding="utf-8"))
+    assert dg_split["labeled"] == unet_split["labeled"]
+    dg_done = json.loads((run / "k1" / "unet_dg" / "done.json").read_text(encoding="utf-8"))
+    assert "train_unet_dg.json" in " ".join(dg_done["command"])
+    prior = json.loads((run / "k1" / "eval" / "position_prior" / "phantom_mri" / "done.json").read_text("utf-8"))
+    assert prior["fitted_on"] == [c["image"] for c in train if "label" in c]
     assert (out / "report" / "quality_first_quick.png").stat().st_size > 10_000
     assert "tag `first`:" in first_run["stdout"] and "| 1 | phantom_ct | " in first_run["stdout"]
 
@@ -103,10 +111,10 @@ def test_rerun_skips_finished_steps_and_keeps_history(first_run: dict) -> None:
     redo = run / "k1" / "eval" / "unet" / "phantom_mri"
     (redo / "done.json").unlink()
     proc = run_quality(phantom, out, "--tag", "first")
-    assert proc.stdout.count("done before") == 8  # 3 trainings + 5 of the 6 evaluations
+    assert proc.stdout.count("done before") == 13  # 4 trainings + 9 of the 10 evaluations
     assert "[K=1] evaluate unet on phantom_mri" in proc.stdout and "finished in" in proc.stdout
     before = {(r["method"], r["test_set"]): r["dice_mean"] for r in read(run / "summary.csv")}
-    assert len(before) == 6
+    assert len(before) == 10
     # a second tag adds rows; the first tag's rows stay
     summary = read(out / "report" / "summary_quick.csv")
     assert {r["tag"] for r in summary} == {"first"}
@@ -115,13 +123,13 @@ def test_rerun_skips_finished_steps_and_keeps_history(first_run: dict) -> None:
     )
     # an inference-only variant reuses the trained models and adds its rows; the first tag's rows stay
     proc = run_quality(phantom, out, "--tag", "second", "--models_from", "first", "--eval", "threshold=0.3")
-    assert proc.stdout.count("done before") == 3 and proc.stdout.count("finished in") == 6
+    assert proc.stdout.count("done before") == 4 and proc.stdout.count("finished in") == 10
     marker = json.loads((out / "runs" / "second" / "quick" / "k1" / "eval" / "semgan_quick" / "phantom_ct" /
                          "done.json").read_text(encoding="utf-8"))  # fmt: skip
     assert marker["command"][-2:] == ["--threshold", "0.3"]
     assert str(run / "k1" / "semgan" / "encoder" / "models" / "model.pt") in marker["command"]
     tags = [r["tag"] for r in read(out / "report" / "summary_quick.csv")]
-    assert tags.count("older") == 6 and tags.count("second") == 6
+    assert tags.count("older") == 10 and tags.count("second") == 10
 
 
 def test_bad_ood_spec_names_the_file(tiny_phantom: Path, tmp_path: Path) -> None:

@@ -18,12 +18,20 @@ from monai_semgan.engines import parse_amp
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "bundles" / "liver_ct" / "configs"
-RUNNABLE = ["train.json", "train_encoder.json", "train_unet.json", "evaluate.json", "inference.json"]
+RUNNABLE = [
+    "train.json",
+    "train_encoder.json",
+    "train_unet.json",
+    "train_unet_dg.json",
+    "evaluate.json",
+    "inference.json",
+]
 # overlays (MONAI's list syntax, --config_file "['train.json','train_encoder.json']")
 OVERLAYS = {
     "evaluate.json": ["inference.json", "evaluate.json"],
     "train_encoder.json": ["train.json", "train_encoder.json"],
     "train_unet.json": ["train.json", "train_unet.json"],
+    "train_unet_dg.json": ["train.json", "train_unet.json", "train_unet_dg.json"],
 }
 
 
@@ -70,7 +78,7 @@ def test_every_use_of_a_boolean_setting_goes_through_str2bool(config: str) -> No
                 assert text[: match.start()].endswith("str2bool("), f"{config}: {text!r} reads @{key} raw"
 
 
-@pytest.mark.parametrize("config", ["train.json", "train_encoder.json", "train_unet.json"])
+@pytest.mark.parametrize("config", ["train.json", "train_encoder.json", "train_unet.json", "train_unet_dg.json"])
 @pytest.mark.parametrize(("given", "expected"), [("false", False), ("False", False), (False, False), ("true", True)])
 def test_resume_reads_command_line_strings(config: str, given: object, expected: bool) -> None:
     parser = _parser(config, resume=given)
