@@ -224,8 +224,9 @@ def bundle(workflow: str, configs: Sequence[str], *options: str) -> list[str]:
 
 def parse_set(pairs: Sequence[str]) -> list[tuple[str, Any]]:
     """``KEY=VALUE`` -> ``(KEY, value)`` with JSON values parsed (``resolution=128`` -> 128)."""
+    options = overrides(pairs)
     parsed = []
-    for key, value in zip(overrides(pairs)[::2], overrides(pairs)[1::2]):
+    for key, value in zip(options[::2], options[1::2]):
         try:
             parsed.append((key[2:], json.loads(value)))
         except json.JSONDecodeError:
@@ -335,7 +336,7 @@ def run_evaluation(
     # evaluate.json is an overlay of inference.json; the architecture comes from the model file
     configs = ["inference.json", "evaluate.json"] + (["unet.json"] if unet else [])
     options = ["--model_path", str(models[method if unet else "semgan"]),
-                       "--dataset_dir", str(spec["datalist"]), "--output_dir", str(eval_dir),
+               "--dataset_dir", str(spec["datalist"]), "--output_dir", str(eval_dir),
                "--modality", spec["modality"], "--label_values", str(list(spec["label_values"]))]  # fmt: skip
     if not unet:
         options += ["--mode", method.split("_")[1], "--optimize_steps", str(protocol["optimize_steps"])]
