@@ -184,6 +184,9 @@ def prepare_data(args: argparse.Namespace, out: Path) -> tuple[dict[int, Path], 
 def run_step(name: str, cmd: list[str], folder: Path, verbose: bool = False) -> float:
     """Run one step unless its ``done.json`` exists; returns its wall time in seconds (recorded in the marker).
 
+    The wall time of a step that was interrupted (killed with the session) and resumed counts every attempt: each
+    attempt records its start in ``attempt.json``, and an unfinished one lasted until its log was last written.
+
     Raises:
         RuntimeError: when the command fails (the message names its log).
     """
@@ -193,9 +196,16 @@ def run_step(name: str, cmd: list[str], folder: Path, verbose: bool = False) -> 
         print(f"  {name:<40} done before ({wall / 60:.1f} min)", flush=True)
         return wall
     folder.mkdir(parents=True, exist_ok=True)
-    log = folder / "log.txt"
+    log, attempt = folder / "log.txt", folder / "attempt.json"
+    before, attempts = 0.0, 1
+    if attempt.exists() and log.exists():
+        last = json.loads(attempt.read_text(encoding="utf-8"))
+        before = float(last["before_s"]) + max(0.0, log.stat().st_mtime - float(last["started"]))
+        attempts = int(last["attempts"]) + 1
+        print(f"  {name:<40} resuming (attempt {attempts}, {before / 60:.1f} min before)", flush=True)
+    write_json_atomic({"started": time.time(), "before_s": before, "attempts": attempts}, attempt)
     print(f"  {name:<40} running (log: {log})", flush=True)
-    start = time.perf_counter()
+    start = time.perf_counter() - before
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log, "a", encoding="utf-8") as f:
         f.write("$ " + " ".join(cmd) + "\n")
@@ -210,7 +220,7 @@ def run_step(name: str, cmd: list[str], folder: Path, verbose: bool = False) -> 
     wall = time.perf_counter() - start
     if code != 0:
         raise RuntimeError(f"{name} failed (exit {code}); see {log}")
-    write_json_atomic({"wall_s": wall, "command": cmd}, marker)
+    write_json_atomic({"wall_s": wall, "command": cmd, "attempts": attempts}, marker)
     print(f"  {name:<40} finished in {wall / 60:.1f} min", flush=True)
     return wall
 

@@ -287,3 +287,21 @@ def test_labeled_liver_fraction_draws_the_same_slices_for_a_seed(tiny_phantom: P
     fractions = [diagnostics.labeled_liver_fraction(tmp_path, "ct", 16, {1: 1}, samples=32, seed=s) for s in (0, 0, 1)]
     assert fractions[0] == fractions[1] and 0 < fractions[0] < 1
     assert fractions[2] != fractions[0]
+
+
+def test_an_interrupted_step_counts_every_attempt(tmp_path: Path) -> None:
+    quality = load_quality()
+    folder = tmp_path / "step"
+    folder.mkdir()
+    # an attempt that started 120 s before its log was last written, then was killed (no done.json)
+    (folder / "log.txt").write_text("$ earlier attempt\n", encoding="utf-8")
+    written = (folder / "log.txt").stat().st_mtime
+    (folder / "attempt.json").write_text(json.dumps({"started": written - 120.0, "before_s": 30.0, "attempts": 2}))
+    wall = quality.run_step("step", [sys.executable, "-c", "print('resumed')"], folder)
+    assert 150.0 <= wall < 150.0 + 60.0
+    done = json.loads((folder / "done.json").read_text(encoding="utf-8"))
+    assert done["attempts"] == 3 and done["wall_s"] == wall
+    assert "resumed" in (folder / "log.txt").read_text(encoding="utf-8")
+    # a fresh step: one attempt, its own time only
+    fresh = quality.run_step("fresh", [sys.executable, "-c", "pass"], tmp_path / "fresh")
+    assert fresh < 60.0 and json.loads((tmp_path / "fresh" / "done.json").read_text(encoding="utf-8"))["attempts"] == 1
