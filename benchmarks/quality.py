@@ -181,6 +181,15 @@ def prepare_data(args: argparse.Namespace, out: Path) -> tuple[dict[int, Path], 
     return datalists, sets
 
 
+def finished_wall(name: str, marker: Path) -> float | None:
+    """The wall time recorded in a step's ``done.json`` (announced as done before), or ``None`` when it must run."""
+    if not marker.exists():
+        return None
+    wall = float(json.loads(marker.read_text(encoding="utf-8"))["wall_s"])
+    print(f"  {name:<40} done before ({wall / 60:.1f} min)", flush=True)
+    return wall
+
+
 def run_step(name: str, cmd: list[str], folder: Path, verbose: bool = False) -> float:
     """Run one step unless its ``done.json`` exists; returns its wall time in seconds (recorded in the marker).
 
@@ -191,10 +200,9 @@ def run_step(name: str, cmd: list[str], folder: Path, verbose: bool = False) -> 
         RuntimeError: when the command fails (the message names its log).
     """
     marker = folder / "done.json"
-    if marker.exists():
-        wall = float(json.loads(marker.read_text(encoding="utf-8"))["wall_s"])
-        print(f"  {name:<40} done before ({wall / 60:.1f} min)", flush=True)
-        return wall
+    done = finished_wall(name, marker)
+    if done is not None:
+        return done
     folder.mkdir(parents=True, exist_ok=True)
     log, attempt = folder / "log.txt", folder / "attempt.json"
     before, attempts = 0.0, 1
@@ -359,10 +367,9 @@ def run_prior(k: int, datalist: Path, spec: dict, model: Path, eval_dir: Path, a
     """Score the position prior of the K labeled training cases on one test set (``dice.csv`` like every method,
     a ``done.json`` marker); returns the wall time in seconds. ``model`` only gives the resolution."""
     marker, name = eval_dir / "done.json", f"[K={k}] evaluate position_prior on {spec['name']}"
-    if marker.exists():
-        wall = float(json.loads(marker.read_text(encoding="utf-8"))["wall_s"])
-        print(f"  {name:<40} done before ({wall / 60:.1f} min)", flush=True)
-        return wall
+    done = finished_wall(name, marker)
+    if done is not None:
+        return done
     start = time.perf_counter()
     labeled = [c for c in json.loads(datalist.read_text(encoding="utf-8"))["training"] if c.get("label")]
 
