@@ -152,6 +152,8 @@ def test_diagnostics_of_a_finished_run(first_run: dict, tmp_path: Path) -> None:
     assert (tmp_path / "profiles.png").stat().st_size > 10_000
     rows = read(tmp_path / "diag.csv")
     assert [r["test_set"] for r in rows] == ["phantom_ct"] + ["phantom_mri"] * 3
+    assert float(rows[0]["generated_detail"]) > 0 and float(rows[0]["real_detail"]) > 0
+    assert float(rows[0]["generated_detail_no_noise"]) >= 0
     prior_dir = run / "eval" / "position_prior"
     assert sorted(p.name for p in prior_dir.iterdir()) == ["phantom_ct", "phantom_mri"]
     for r in rows:
@@ -305,3 +307,18 @@ def test_an_interrupted_step_counts_every_attempt(tmp_path: Path) -> None:
     # a fresh step: one attempt, its own time only
     fresh = quality.run_step("fresh", [sys.executable, "-c", "pass"], tmp_path / "fresh")
     assert fresh < 60.0 and json.loads((tmp_path / "fresh" / "done.json").read_text(encoding="utf-8"))["attempts"] == 1
+
+
+def test_fine_detail_is_the_mean_absolute_laplacian(tiny_phantom: Path, tmp_path: Path) -> None:
+    import torch
+
+    from monai_semgan.data import write_split
+
+    diagnostics = load_diagnostics()
+    assert diagnostics.mean_abs_laplacian(torch.full((2, 1, 8, 8), 0.3)) == 0.0
+    checkerboard = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1.0
+    assert diagnostics.mean_abs_laplacian(checkerboard[None, None]) == pytest.approx(8.0)
+    case = {"image": str(tiny_phantom / "ct" / "image_1.nii.gz"), "label": str(tiny_phantom / "ct" / "label_1.nii.gz")}
+    write_split(tmp_path, [case], [{"image": str(tiny_phantom / "ct" / "image_2.nii.gz")}], num_labeled=1, seed=0)
+    detail = diagnostics.real_detail(tmp_path, "ct", 16, samples=8)
+    assert 0 < detail < 8 and detail == diagnostics.real_detail(tmp_path, "ct", 16, samples=8)
