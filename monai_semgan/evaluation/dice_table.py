@@ -123,22 +123,31 @@ def read_case_dice(path: str | os.PathLike) -> dict[str, float]:
     return {r["case"]: float(r["dice"]) if r["dice"] else float("nan") for r in rows}
 
 
+# the columns that name one result: rows with the same values are one result measured again
+_MERGE_KEY = ("tag", "K", "method", "test_set")
+
+
 def merge_history(summary: Sequence[dict[str, Any]], path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of the CSV file ``path`` (if it exists) of tags other than ``summary``'s, then ``summary``: a rerun of
-    a tag replaces its rows, the other tags' rows stay.
+    """The rows of the CSV file ``path`` (if it exists) that ``summary`` does not replace, then ``summary``: a rerun
+    replaces the rows of each (tag, K, method, test set) it holds; other tags, and a tag's other K, methods and test
+    sets (a run of one K, or of some methods, beside earlier ones), stay.
 
     Args:
-        summary: the new rows (each with a ``tag``).
+        summary: the new rows (each with ``tag``, ``K``, ``method`` and ``test_set``).
         path: the CSV file of earlier rows.
 
     Returns:
         the merged rows.
     """
-    tags = {r["tag"] for r in summary}
+
+    def key(row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(row[k]) for k in _MERGE_KEY)
+
+    replaced = {key(r) for r in summary}
     old: list[dict[str, Any]] = []
     if Path(path).exists():
         with open(path, encoding="utf-8") as f:
-            old = [r for r in csv.DictReader(f) if r["tag"] not in tags]
+            old = [r for r in csv.DictReader(f) if key(r) not in replaced]
     return old + list(summary)
 
 

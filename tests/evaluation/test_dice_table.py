@@ -88,6 +88,18 @@ def test_history_keeps_other_tags_and_replaces_a_rerun_tag(tmp_path: Path) -> No
     assert isinstance(merged[0]["K"], str) and isinstance(merged[-1]["K"], int)  # old rows as read, new as given
 
 
+def test_history_keeps_a_tags_other_k_and_methods(tmp_path: Path) -> None:
+    path = tmp_path / "cases.csv"
+    k8 = [dict(r, K=8) for r in case_rows("a")]
+    write_csv(k8 + case_rows("a"), path)
+    # a run of K = 1 with one method replaces that method's K = 1 rows only
+    rerun = [dict(r, dice=0.1) for r in case_rows("a") if r["method"] == "unet"]
+    merged = merge_history(rerun, path)
+    assert len(merged) == len(k8) + len(case_rows("a"))
+    assert [r["dice"] for r in merged if str(r["K"]) == "1" and r["method"] == "unet"] == [0.1, 0.1]
+    assert sorted(str(r["K"]) for r in merged if r["method"] == "semgan_quick") == ["1", "8"]
+
+
 def test_report_shows_only_the_methods_a_tag_evaluated(tmp_path: Path) -> None:
     rows = [
         {"tag": "screen", "K": k, "method": m, "test_set": s, "domain": "in", "cases": 1, "dice_mean": 0.5,
