@@ -26,8 +26,8 @@ For each number of labeled cases K, through the bundle's own commands (what user
 Every step writes its outputs and a ``done.json`` marker under ``--out``; a rerun skips finished steps and resumes an
 interrupted training from its last checkpoint. The models stay in ``--out`` (``models/model.pt``), so they can be
 evaluated on other data with ``evaluate.json``. Results: ``cases.csv`` (one row per case), ``summary.csv`` (mean, std
-per tag, K, method and test set; rows of other tags already in the file are kept: the history) and ``quality.png``
-in ``--report_dir``.
+per tag, K, method and test set; a rerun replaces the rows it measured again and keeps all others: the history) and
+``quality_<tag>.png`` in ``--report_dir``.
 
     D=../shared/data
     python -m benchmarks.quality --train_dir $D/btcv_ct --modality ct --label_values 6 \
