@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
+from PIL import Image
 
 from monai_semgan.atomic_write import atomic_path
 from monai_semgan.data import make_slice_dataset, parse_label_values, read_split
@@ -130,12 +131,31 @@ def generated_detail(segmenter, samples: int = 64, seed: int = 0) -> tuple[float
     return mean_abs_laplacian(g(z)[0]), mean_abs_laplacian(g(z, noise_mode="none")[0])
 
 
-def real_detail(gan_dir: Path, modality: str, resolution: int, samples: int = 64, seed: int = 0) -> float:
-    """Fine detail of the GAN's unlabeled training slices, drawn as it drew them."""
+def real_slices(gan_dir: Path, modality: str, resolution: int, samples: int = 64, seed: int = 0) -> torch.Tensor:
+    """``samples`` of the GAN's unlabeled training slices ``[N, 1, R, R]``, drawn as it drew them."""
     labeled, unlabeled = read_split(gan_dir)
     ds = make_slice_dataset(unlabeled or labeled, modality, resolution, False, slices_per_volume=samples)
     ds.set_random_state(seed)
-    return mean_abs_laplacian(torch.stack([torch.as_tensor(ds[i]["image"]) for i in range(samples)]))
+    return torch.stack([torch.as_tensor(ds[i]["image"]) for i in range(samples)])
+
+
+def real_detail(gan_dir: Path, modality: str, resolution: int, samples: int = 64, seed: int = 0) -> float:
+    """Fine detail of the GAN's unlabeled training slices."""
+    return mean_abs_laplacian(real_slices(gan_dir, modality, resolution, samples, seed))
+
+
+@torch.no_grad()
+def write_detail_grid(segmenter, reals: torch.Tensor, path: Path, columns: int = 8, seed: int = 1) -> None:
+    """A PNG of three rows: generated images, the same latents without noise inputs, real training slices."""
+    g = segmenter.generator
+    torch.manual_seed(seed)
+    z = torch.randn(columns, g.z_dim)
+    rows = [g(z)[0], g(z, noise_mode="none")[0], reals[:columns]]
+    grey = torch.cat([torch.cat(list(r[:, 0].float().clamp(-1, 1)), dim=1) for r in rows], dim=0)
+    pixels = ((grey + 1) * 127.5).round().to(torch.uint8).numpy().repeat(2, axis=0).repeat(2, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(pixels).save(tmp)
 
 
 def labeled_liver_fraction(
@@ -178,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--csv", required=True)
     parser.add_argument("--plot", default="")
     parser.add_argument("--profile_plot", default="", help="organ area per axial slice, reference against each method")
+    parser.add_argument(
+        "--detail_grid", default="", help="PNG: generated samples, the same without noise inputs, real slices"
+    )
     parser.add_argument(
         "--position_prior", action="store_true", help="also score the labeled volumes' mean mask in every slice"
     )
@@ -227,7 +250,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     real = labeled_liver_fraction(gan_dir, gan_modality, segmenter.resolution, mapping)
     print(f"generated liver pixels {fraction:.3%} (samples with liver {any_liver:.0%}); labeled slices {real:.3%}")
     detail, detail_no_noise = generated_detail(segmenter)
-    detail_real = real_detail(gan_dir, gan_modality, segmenter.resolution)
+    reals = real_slices(gan_dir, gan_modality, segmenter.resolution)
+    detail_real = mean_abs_laplacian(reals)
+    if args.detail_grid:
+        write_detail_grid(segmenter, reals, Path(args.detail_grid))
     print(
         f"fine detail (mean |Laplacian|): generated {detail:.3f}, without noise {detail_no_noise:.3f}, "
         f"real {detail_real:.3f}"

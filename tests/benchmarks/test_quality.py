@@ -146,7 +146,8 @@ def test_diagnostics_of_a_finished_run(first_run: dict, tmp_path: Path) -> None:
     run = first_run["out"] / "runs" / "first" / "quick" / "k1"
     cmd = [sys.executable, "-m", "benchmarks.quality_diagnostics", "--run", str(run), "--csv",
            str(tmp_path / "diag.csv"), "--plot", str(tmp_path / "diag.png"), "--profile_plot",
-           str(tmp_path / "profiles.png"), "--position_prior", "--set", *TINY[:6]]  # fmt: skip
+           str(tmp_path / "profiles.png"), "--detail_grid", str(tmp_path / "detail.png"), "--position_prior",
+           "--set", *TINY[:6]]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace", cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "profiles.png").stat().st_size > 10_000
@@ -154,6 +155,9 @@ def test_diagnostics_of_a_finished_run(first_run: dict, tmp_path: Path) -> None:
     assert [r["test_set"] for r in rows] == ["phantom_ct"] + ["phantom_mri"] * 3
     assert float(rows[0]["generated_detail"]) > 0 and float(rows[0]["real_detail"]) > 0
     assert float(rows[0]["generated_detail_no_noise"]) >= 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "detail.png").size == (8 * 2 * 16, 3 * 2 * 16)  # 8 columns, 3 rows, 16 px doubled
     prior_dir = run / "eval" / "position_prior"
     assert sorted(p.name for p in prior_dir.iterdir()) == ["phantom_ct", "phantom_mri"]
     for r in rows:
