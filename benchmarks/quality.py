@@ -35,16 +35,17 @@ per tag, K, method and test set; a rerun replaces the rows it measured again and
         --ood totalseg_mr mri 5 $D/totalseg/example_mr_sm.nii.gz=$D/totalseg/example_seg_mr.nii.gz \
         --num_labeled 1 2 8 --gan_iterations 3000 --out runs/quality --report_dir docs/figures/quality --tag btcv
 
-Without ``--test_dir`` the cases of ``--train_dir`` are split into training and test cases by ``--seed``. Options
-after ``--gan`` (``KEY=VALUE``) override ``train.json`` settings, e.g. ``--gan joint_r1_gamma=10``; give each such
-configuration its own ``--tag``. ``--gan_from TAG`` reuses another tag's GAN (for encoder changes), ``--models_from
-TAG`` all its models (for changes of the inference, ``--eval KEY=VALUE``), ``--unet_from TAG`` its U-Net when that one
-trained with the same settings and cases for at least this tag's SemanticGAN wall time (else a new U-Net trains), so a
-SemanticGAN variant is not charged a second identical baseline. ``--methods`` picks the methods to evaluate
-(test-time optimization is the slow one, ``--optimize_sets`` limits it to some test sets); without ``unet`` no U-Net
-trains (a SemanticGAN-only screen), without ``unet_dg`` no domain-generalization U-Net. ``--set``
-overrides go to every training command (e.g. ``resolution=128``); evaluation reads the architecture from the model
-files.
+Without ``--test_dir`` the cases of ``--train_dir`` are split into training and test cases by ``--seed``. Options after
+``--gan`` (``KEY=VALUE``) override ``train.json`` settings, e.g. ``--gan joint_r1_gamma=10``; give each such
+configuration its own ``--tag``. ``--gan_from TAG`` reuses another tag's GAN (for encoder changes), ``--gan_continue
+TAG`` trains on from another tag's finished GAN (same settings and cases) to ``--gan_iterations`` (longer training
+without starting again; its wall time counts), ``--models_from TAG`` all its models (for changes of the inference,
+``--eval KEY=VALUE``), ``--unet_from TAG`` its U-Net when that one trained with the same settings and cases for at least
+this tag's SemanticGAN wall time (else a new U-Net trains), so a SemanticGAN variant is not charged a second identical
+baseline. ``--methods`` picks the methods to evaluate (test-time optimization is the slow one, ``--optimize_sets``
+limits it to some test sets); without ``unet`` no U-Net trains (a SemanticGAN-only screen), without ``unet_dg`` no
+domain-generalization U-Net. ``--set`` overrides go to every training command (e.g. ``resolution=128``); evaluation
+reads the architecture from the model files.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -284,11 +286,13 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
         if "encoder" in reused:
             enc_dir, unet_dir, dg_dir = dirs["encoder"], dirs["unet"], other / "unet_dg"
     print(f"K = {k} ({run_dir})", flush=True)
-    gan_wall = run_step(
-        f"[K={k}] SemanticGAN: GAN", bundle("training", ["train.json"], "--output_dir", str(gan_dir),
-        "--dataset_dir", str(datalist), "--num_labeled", str(k), "--iterations", str(protocol["gan_iterations"]),
-        *common, *overrides(args.gan)), gan_dir, args.verbose,
-    )  # fmt: skip
+    gan_command = bundle("training", ["train.json"], "--output_dir", str(gan_dir), "--dataset_dir", str(datalist),
+                         "--num_labeled", str(k), "--iterations", str(protocol["gan_iterations"]), *common,
+                         *overrides(args.gan))  # fmt: skip
+    if args.gan_continue and not args.gan_from and not args.models_from:
+        source = run_dir.parents[2] / args.gan_continue / run_dir.parent.name / run_dir.name / "semgan" / "gan"
+        continue_gan(source, gan_dir, gan_command)
+    gan_wall = run_step(f"[K={k}] SemanticGAN: GAN", gan_command, gan_dir, args.verbose)
     enc_wall = run_step(
         f"[K={k}] SemanticGAN: encoder", bundle("training", ["train.json", "train_encoder.json"],
         "--gan_dir", str(gan_dir), "--output_dir", str(enc_dir), "--iterations", str(protocol["encoder_iterations"]),
@@ -344,6 +348,45 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
                     "train_min": train_wall / 60, "eval_s_per_case": eval_wall / max(1, len(cases)),
                 })  # fmt: skip
     return rows
+
+
+def continue_gan(source: Path, gan_dir: Path, command: Sequence[str]) -> None:
+    """Start ``gan_dir`` from the finished GAN in ``source`` (another tag's): its checkpoints, samples and log are
+    copied, and its wall time is recorded as an earlier attempt, so that ``command`` (the same settings, more
+    iterations) resumes from the last checkpoint and the step's wall time counts both. Nothing happens when
+    ``gan_dir`` already holds checkpoints (an interrupted continuation resumes like any step).
+
+    Raises:
+        FileNotFoundError: when ``source`` is not a finished GAN.
+        ValueError: when its settings differ from ``command``'s, or it trained at least as many iterations.
+    """
+    if (gan_dir / "checkpoints").exists() or (gan_dir / "done.json").exists():
+        return
+    marker = source / "done.json"
+    if not marker.exists():
+        raise FileNotFoundError(f"{source}: no finished GAN to continue (no done.json).")
+    done = json.loads(marker.read_text(encoding="utf-8"))
+    options = {"--output_dir", "--iterations", "--dataset_dir"}
+
+    def settings(cmd: Sequence[str]) -> list[str]:
+        return [a for i, a in enumerate(cmd) if a not in options and (i == 0 or cmd[i - 1] not in options)]
+
+    def cases(cmd: Sequence[str]) -> Any:  # the commands run in ROOT
+        return json.loads((ROOT / cmd[cmd.index("--dataset_dir") + 1]).read_text(encoding="utf-8"))
+
+    old = list(done["command"])
+    if settings(old) != settings(command) or cases(old) != cases(command):
+        raise ValueError(f"{source}: its settings or training cases differ from this run's; it cannot be continued.")
+    trained, wanted = int(old[old.index("--iterations") + 1]), int(command[command.index("--iterations") + 1])
+    if trained >= wanted:
+        raise ValueError(f"{source}: it trained {trained} iterations, not fewer than the {wanted} asked for.")
+    tmp = gan_dir.with_name(gan_dir.name + ".copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("done.json", "attempt.json", "models"))
+    # the copied log keeps the source's time stamp, so run_step adds nothing for the gap until this attempt
+    write_json_atomic({"started": time.time(), "before_s": float(done["wall_s"]), "attempts": 1}, tmp / "attempt.json")
+    tmp.rename(gan_dir)
+    print(f"  continuing the GAN of {source} ({trained} iterations, {done['wall_s'] / 60:.1f} min)", flush=True)
 
 
 def run_evaluation(
@@ -441,6 +484,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every command")
     parser.add_argument("--gan", nargs="*", default=[], metavar="KEY=VALUE", help="train.json overrides")
     parser.add_argument("--gan_from", default="", metavar="TAG", help="reuse another tag's GAN (wall time counts)")
+    parser.add_argument(
+        "--gan_continue",
+        default="",
+        metavar="TAG",
+        help="train on from another tag's finished GAN to --gan_iterations (its wall time counts)",
+    )
     parser.add_argument("--models_from", default="", metavar="TAG", help="reuse another tag's trained models")
     parser.add_argument("--eval", nargs="*", default=[], metavar="KEY=VALUE", help="evaluate.json overrides (SemGAN)")
     parser.add_argument("--encoder", nargs="*", default=[], metavar="KEY=VALUE", help="train_encoder.json overrides")

@@ -132,6 +132,34 @@ def test_rerun_skips_finished_steps_and_keeps_history(first_run: dict) -> None:
     assert tags.count("older") == 10 and tags.count("second") == 10
 
 
+def test_a_gan_trains_on_from_another_tags_and_counts_its_time(first_run: dict) -> None:
+    out, phantom = first_run["out"], first_run["phantom"]
+    first = out / "runs" / "first" / "quick" / "k1" / "semgan" / "gan"
+    untouched = {name: (first / name).read_bytes() for name in ("done.json", "attempt.json", "log.txt")}
+    proc = run_quality(phantom, out, "--tag", "longer", "--gan_continue", "first", "--gan_iterations", "4",
+                       "--methods", "semgan_quick")  # fmt: skip
+    gan = out / "runs" / "longer" / "quick" / "k1" / "semgan" / "gan"
+    assert f"continuing the GAN of {first}" in proc.stdout
+    log = (gan / "log.txt").read_text(encoding="utf-8")
+    assert log.count("$ ") == 2 and f"resumed from {gan / 'checkpoints'}" in log  # the first tag's run, then this one
+    done = json.loads((gan / "done.json").read_text(encoding="utf-8"))
+    first_wall = json.loads((first / "done.json").read_text(encoding="utf-8"))["wall_s"]
+    assert done["attempts"] == 2 and done["wall_s"] > first_wall
+    assert done["command"][done["command"].index("--iterations") + 1] == "4"
+    # the source is left as it was
+    assert {name: (first / name).read_bytes() for name in untouched} == untouched
+    # a continuation with other settings, or to no more iterations, is refused before anything is copied
+    quality = load_quality()
+    cmd = json.loads((first / "done.json").read_text(encoding="utf-8"))["command"]
+    with pytest.raises(ValueError, match="settings or training cases differ"):
+        quality.continue_gan(first, out / "other", [*cmd, "--r1_gamma", "1"])
+    with pytest.raises(ValueError, match="not fewer than"):
+        quality.continue_gan(first, out / "other", cmd)
+    with pytest.raises(FileNotFoundError, match="no finished GAN"):
+        quality.continue_gan(out / "missing", out / "other", cmd)
+    assert not (out / "other").exists()
+
+
 def test_bad_ood_spec_names_the_file(tiny_phantom: Path, tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "benchmarks.quality", "--train_dir", str(tiny_phantom / "ct"), "--ood", "x", "mri",
            "1", f"{tmp_path}/missing.nii.gz={tmp_path}/label.nii.gz", "--out", str(tmp_path)]  # fmt: skip
