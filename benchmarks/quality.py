@@ -312,7 +312,7 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     else:
         if args.unet_from and not args.models_from:
             other = run_dir.parents[2] / args.unet_from / run_dir.parent.name / run_dir.name / "unet"
-            why = reusable_unet(other, unet_command(other), datalist, budget)
+            why = reusable_unet(other, unet_command(other), budget)
             if why:
                 print(f"  [K={k}] not reusing the U-Net of tag {args.unet_from}: {why}; training a new one", flush=True)
             else:
@@ -350,6 +350,25 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     return rows
 
 
+def training_differs(old: Sequence[str], new: Sequence[str], length_option: str) -> str:
+    """Why the finished training command ``old`` is not ``new`` apart from its folder, its datalist's path and its
+    length (``length_option``); ``""`` when only those differ and both datalists hold the same cases."""
+    options = {"--output_dir", "--dataset_dir", length_option}
+
+    def settings(cmd: Sequence[str]) -> list[str]:
+        return [a for i, a in enumerate(cmd) if a not in options and (i == 0 or cmd[i - 1] not in options)]
+
+    if settings(old) != settings(new):
+        return "its settings differ"
+    datalists = [ROOT / cmd[cmd.index("--dataset_dir") + 1] for cmd in (old, new)]  # the commands run in ROOT
+    if not all(d.exists() for d in datalists):
+        return "its training cases differ"
+    old_cases, new_cases = (json.loads(d.read_text(encoding="utf-8")) for d in datalists)
+    if old_cases != new_cases:
+        return "its training cases differ"
+    return ""
+
+
 def continue_gan(source: Path, gan_dir: Path, command: Sequence[str]) -> None:
     """Start ``gan_dir`` from the finished GAN in ``source`` (another tag's): its checkpoints, samples and log are
     copied, and its wall time is recorded as an earlier attempt, so that ``command`` (the same settings, more
@@ -366,17 +385,10 @@ def continue_gan(source: Path, gan_dir: Path, command: Sequence[str]) -> None:
     if not marker.exists():
         raise FileNotFoundError(f"{source}: no finished GAN to continue (no done.json).")
     done = json.loads(marker.read_text(encoding="utf-8"))
-    options = {"--output_dir", "--iterations", "--dataset_dir"}
-
-    def settings(cmd: Sequence[str]) -> list[str]:
-        return [a for i, a in enumerate(cmd) if a not in options and (i == 0 or cmd[i - 1] not in options)]
-
-    def cases(cmd: Sequence[str]) -> Any:  # the commands run in ROOT
-        return json.loads((ROOT / cmd[cmd.index("--dataset_dir") + 1]).read_text(encoding="utf-8"))
-
     old = list(done["command"])
-    if settings(old) != settings(command) or cases(old) != cases(command):
-        raise ValueError(f"{source}: its settings or training cases differ from this run's; it cannot be continued.")
+    why = training_differs(old, command, "--iterations")
+    if why:
+        raise ValueError(f"{source}: {why} from this run's; it cannot be continued.")
     trained, wanted = int(old[old.index("--iterations") + 1]), int(command[command.index("--iterations") + 1])
     if trained >= wanted:
         raise ValueError(f"{source}: it trained {trained} iterations, not fewer than the {wanted} asked for.")
@@ -439,26 +451,16 @@ def run_prior(k: int, datalist: Path, spec: dict, model: Path, eval_dir: Path, a
     return wall
 
 
-def reusable_unet(unet_dir: Path, command: Sequence[str], datalist: Path, budget: float) -> str:
-    """Why the finished U-Net run in ``unet_dir`` cannot stand in for ``command`` (a U-Net training on ``datalist`` for
-    ``budget`` seconds); ``""`` when it can: the same settings and training data, and at least the budget."""
+def reusable_unet(unet_dir: Path, command: Sequence[str], budget: float) -> str:
+    """Why the finished U-Net run in ``unet_dir`` cannot stand in for ``command`` (a U-Net training for ``budget``
+    seconds); ``""`` when it can: the same settings and training cases, and at least the budget."""
     marker = unet_dir / "done.json"
     if not marker.exists():
         return "it is not done"
-    done = json.loads(marker.read_text(encoding="utf-8"))
-    old = list(done["command"])
-    options = {"--output_dir", "--dataset_dir", "--time_limit_s"}
-
-    def settings(cmd: Sequence[str]) -> list[str]:
-        return [a for i, a in enumerate(cmd) if a not in options and (i == 0 or cmd[i - 1] not in options)]
-
-    if settings(old) != settings(command):
-        return "its settings differ"
-    old_data = ROOT / old[old.index("--dataset_dir") + 1]  # the commands run in ROOT
-    if not old_data.exists() or json.loads(old_data.read_text(encoding="utf-8")) != json.loads(
-        datalist.read_text(encoding="utf-8")
-    ):
-        return "its training cases differ"
+    old = list(json.loads(marker.read_text(encoding="utf-8"))["command"])
+    why = training_differs(old, command, "--time_limit_s")
+    if why:
+        return why
     trained = float(old[old.index("--time_limit_s") + 1])
     if trained < round(budget):
         return f"it trained for {trained / 60:.1f} min, less than this tag's {budget / 60:.1f} min"

@@ -151,7 +151,7 @@ def test_a_gan_trains_on_from_another_tags_and_counts_its_time(first_run: dict) 
     # a continuation with other settings, or to no more iterations, is refused before anything is copied
     quality = load_quality()
     cmd = json.loads((first / "done.json").read_text(encoding="utf-8"))["command"]
-    with pytest.raises(ValueError, match="settings or training cases differ"):
+    with pytest.raises(ValueError, match="its settings differ"):
         quality.continue_gan(first, out / "other", [*cmd, "--r1_gamma", "1"])
     with pytest.raises(ValueError, match="not fewer than"):
         quality.continue_gan(first, out / "other", cmd)
@@ -226,21 +226,19 @@ def test_a_unet_is_reused_only_with_the_same_settings_cases_and_enough_time(tmp_
         return ["python", "-m", "monai.bundle", "--output_dir", str(out), "--dataset_dir", str(data),
                 "--time_limit_s", str(seconds), "--seed", "0", *extra]  # fmt: skip
 
-    assert quality.reusable_unet(folder, command(folder, datalist, 100), datalist, 100.0) == "it is not done"
+    assert quality.reusable_unet(folder, command(folder, datalist, 100), 100.0) == "it is not done"
     folder.mkdir(parents=True)
     other_data = tmp_path / "other_k1.json"
     other_data.write_text(datalist.read_text(encoding="utf-8"), encoding="utf-8")
     done = {"wall_s": 101.0, "command": command(folder, other_data, 100)}
     (folder / "done.json").write_text(json.dumps(done), encoding="utf-8")
     # another output folder and another (identical) datalist file: reusable within its budget
-    assert quality.reusable_unet(folder, command(tmp_path / "x", datalist, 100), datalist, 99.8) == ""
-    assert "less than" in quality.reusable_unet(folder, command(tmp_path / "x", datalist, 160), datalist, 160.0)
-    other = quality.reusable_unet(folder, command(tmp_path / "x", datalist, 100, "--flip_prob", "0"), datalist, 50.0)
+    assert quality.reusable_unet(folder, command(tmp_path / "x", datalist, 100), 99.8) == ""
+    assert "less than" in quality.reusable_unet(folder, command(tmp_path / "x", datalist, 160), 160.0)
+    other = quality.reusable_unet(folder, command(tmp_path / "x", datalist, 100, "--flip_prob", "0"), 50.0)
     assert other == "its settings differ"
     other_data.write_text(json.dumps({"training": []}), encoding="utf-8")
-    assert quality.reusable_unet(folder, command(tmp_path / "x", datalist, 100), datalist, 50.0) == (
-        "its training cases differ"
-    )
+    assert quality.reusable_unet(folder, command(tmp_path / "x", datalist, 100), 50.0) == ("its training cases differ")
 
 
 def test_a_variant_reuses_the_gan_and_unet_and_evaluates_the_chosen_methods(first_run: dict) -> None:
