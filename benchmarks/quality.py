@@ -361,12 +361,8 @@ def training_differs(old: Sequence[str], new: Sequence[str], length_option: str)
     if settings(old) != settings(new):
         return "its settings differ"
     datalists = [ROOT / cmd[cmd.index("--dataset_dir") + 1] for cmd in (old, new)]  # the commands run in ROOT
-    if not all(d.exists() for d in datalists):
-        return "its training cases differ"
-    old_cases, new_cases = (json.loads(d.read_text(encoding="utf-8")) for d in datalists)
-    if old_cases != new_cases:
-        return "its training cases differ"
-    return ""
+    cases = [json.loads(d.read_text(encoding="utf-8")) if d.exists() else None for d in datalists]
+    return "its training cases differ" if cases[0] is None or cases[0] != cases[1] else ""
 
 
 def continue_gan(source: Path, gan_dir: Path, command: Sequence[str]) -> None:

@@ -139,11 +139,6 @@ def real_slices(gan_dir: Path, modality: str, resolution: int, samples: int = 64
     return torch.stack([torch.as_tensor(ds[i]["image"]) for i in range(samples)])
 
 
-def real_detail(gan_dir: Path, modality: str, resolution: int, samples: int = 64, seed: int = 0) -> float:
-    """Fine detail of the GAN's unlabeled training slices."""
-    return mean_abs_laplacian(real_slices(gan_dir, modality, resolution, samples, seed))
-
-
 @torch.no_grad()
 def write_detail_grid(segmenter, reals: torch.Tensor, path: Path, columns: int = 8, seed: int = 1) -> None:
     """A PNG of three rows: generated images, the same latents without noise inputs, real training slices."""
