@@ -289,7 +289,7 @@ def run_k(args: argparse.Namespace, k: int, datalist: Path, sets: dict[str, dict
     gan_command = bundle("training", ["train.json"], "--output_dir", str(gan_dir), "--dataset_dir", str(datalist),
                          "--num_labeled", str(k), "--iterations", str(protocol["gan_iterations"]), *common,
                          *overrides(args.gan))  # fmt: skip
-    if args.gan_continue and not args.gan_from and not args.models_from:
+    if args.gan_continue:
         source = run_dir.parents[2] / args.gan_continue / run_dir.parent.name / run_dir.name / "semgan" / "gan"
         continue_gan(source, gan_dir, gan_command)
     gan_wall = run_step(f"[K={k}] SemanticGAN: GAN", gan_command, gan_dir, args.verbose)
@@ -502,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--report_dir", default="", help="where summary.csv, cases.csv, quality.png go (default --out)")
     parser.add_argument("--verbose", action="store_true", help="stream the bundle commands' output")
     args = parser.parse_args(argv)
+    if args.gan_continue and (args.gan_from or args.models_from):
+        parser.error("--gan_continue trains a GAN on; --gan_from and --models_from reuse one as is: give one of them")
 
     out = Path(args.out) / args.tag / ("quick" if args.quick else "full")
     report = Path(args.report_dir) if args.report_dir else Path(args.out)

@@ -132,7 +132,7 @@ def test_rerun_skips_finished_steps_and_keeps_history(first_run: dict) -> None:
     assert tags.count("older") == 10 and tags.count("second") == 10
 
 
-def test_a_gan_trains_on_from_another_tags_and_counts_its_time(first_run: dict) -> None:
+def test_a_gan_trains_on_from_another_tags_and_counts_its_time(first_run: dict, capsys: pytest.CaptureFixture) -> None:
     out, phantom = first_run["out"], first_run["phantom"]
     first = out / "runs" / "first" / "quick" / "k1" / "semgan" / "gan"
     untouched = {name: (first / name).read_bytes() for name in ("done.json", "attempt.json", "log.txt")}
@@ -158,6 +158,10 @@ def test_a_gan_trains_on_from_another_tags_and_counts_its_time(first_run: dict) 
     with pytest.raises(FileNotFoundError, match="no finished GAN"):
         quality.continue_gan(out / "missing", out / "other", cmd)
     assert not (out / "other").exists()
+    # it cannot be combined with reusing a GAN as it is
+    with pytest.raises(SystemExit):
+        quality.main(["--train_dir", str(phantom), "--gan_continue", "first", "--gan_from", "first"])
+    assert "give one of them" in capsys.readouterr().err
 
 
 def test_bad_ood_spec_names_the_file(tiny_phantom: Path, tmp_path: Path) -> None:
