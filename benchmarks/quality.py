@@ -414,6 +414,16 @@ def run_evaluation(
     return run_step(name, bundle("evaluating", configs, *options), eval_dir, args.verbose)
 
 
+def evaluation_config(model: Path, modality: str, label_values: Sequence[int], settings: dict) -> ConfigParser:
+    """``inference.json`` + ``evaluate.json`` as an evaluation of ``model`` reads them (the network is only built when
+    asked for; the resolution, and so the preprocessing, may be read off it)."""
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "evaluate.json")])
+    parser.update({"bundle_root": str(BUNDLE), "model_path": str(model), "output_dir": "", "modality": modality,
+                   "label_values": list(label_values), **settings})  # fmt: skip
+    return parser
+
+
 def run_prior(k: int, datalist: Path, spec: dict, model: Path, eval_dir: Path, args: argparse.Namespace) -> float:
     """Score the position prior of the K labeled training cases on one test set (``dice.csv`` like every method,
     a ``done.json`` marker); returns the wall time in seconds. ``model`` only gives the resolution."""
@@ -423,19 +433,12 @@ def run_prior(k: int, datalist: Path, spec: dict, model: Path, eval_dir: Path, a
         return done
     start = time.perf_counter()
     labeled = [c for c in json.loads(datalist.read_text(encoding="utf-8"))["training"] if c.get("label")]
-
-    def preprocessing(modality: str, label_values: Sequence[int]) -> tuple[int, Any]:
-        """The evaluation's resolution and preprocessing, as ``evaluate.json`` builds them for ``model``."""
-        parser = ConfigParser()
-        parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "evaluate.json")])
-        settings = {"bundle_root": str(BUNDLE), "model_path": str(model), "output_dir": "", "modality": modality}
-        parser.update({**settings, "label_values": list(label_values), **dict(parse_set(args.set))})
-        return int(parser.get_parsed_content("resolution")), parser.get_parsed_content("preprocessing")
-
-    resolution, train_preprocessing = preprocessing(args.modality, args.label_values)
-    prior = fit_position_prior(labeled, list(args.label_values), resolution)
-    threshold, _ = select_prior_threshold(prior, train_preprocessing, labeled)
-    _, test_preprocessing = preprocessing(spec["modality"], spec["label_values"])
+    settings = dict(parse_set(args.set))
+    train_config = evaluation_config(model, args.modality, args.label_values, settings)
+    prior = fit_position_prior(labeled, list(args.label_values), int(train_config.get_parsed_content("resolution")))
+    threshold, _ = select_prior_threshold(prior, train_config.get_parsed_content("preprocessing"), labeled)
+    test_config = evaluation_config(model, spec["modality"], spec["label_values"], settings)
+    test_preprocessing = test_config.get_parsed_content("preprocessing")
     rows = []
     for item in json.loads(Path(spec["datalist"]).read_text(encoding="utf-8"))["training"]:
         dice, hd = case_scores(*segment_with_prior(prior, test_preprocessing, item, threshold, eval_dir))

@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from monai.bundle import ConfigParser
 from PIL import Image
 
+from benchmarks.quality import ROOT, evaluation_config, parse_set
 from monai_semgan.atomic_write import atomic_path
 from monai_semgan.data import make_slice_dataset, parse_label_values, read_split
 from monai_semgan.evaluation import (
@@ -57,19 +57,6 @@ from monai_semgan.evaluation import (
     write_csv,
 )
 from monai_semgan.segmentation import case_scores, write_dice_csv
-
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "bundles" / "liver_ct" / "configs"
-
-
-def evaluation_config(model: Path, modality: str, label_values: Sequence[int], overrides: dict) -> ConfigParser:
-    """``inference.json`` + ``evaluate.json`` as the run's evaluation read them (the network is only built when asked
-    for; the resolution, and so the preprocessing, may be read off it)."""
-    parser = ConfigParser()
-    parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "evaluate.json")])
-    parser.update({"bundle_root": str(ROOT / "bundles" / "liver_ct"), "model_path": str(model), "modality": modality,
-                   "label_values": list(label_values), "output_dir": "", **overrides})  # fmt: skip
-    return parser
 
 
 def eval_settings(run: Path, set_name: str) -> tuple[str, list[int]]:
@@ -201,10 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     run = Path(args.run)
-    overrides = {}
-    for pair in args.set:
-        key, _, value = pair.partition("=")
-        overrides[key] = json.loads(value) if value[:1] in "[{0123456789-" else value
+    overrides = dict(parse_set(args.set))
     split = json.loads((run.parent / "data" / "split.json").read_text(encoding="utf-8"))
     model = run / "semgan" / "encoder" / "models" / "model.pt"
     # the GAN the encoder was trained on: another tag's when the run reused it (--gan_from)
