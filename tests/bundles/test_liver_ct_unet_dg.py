@@ -51,10 +51,11 @@ def test_overlay_adds_gin_to_the_labeled_slices_only(tmp_path: Path) -> None:
 def test_overlay_names_the_run_and_checks_its_settings() -> None:
     parser = _parser()
     assert parser.get_parsed_content("output_dir").endswith("/runs/unet_dg")
+    # the run's name reaches the progress bar and the summary line through one key, not handler indices
+    assert parser.get_parsed_content("run_name") == "U-Net (GIN+IPA)"
     handlers = parser["handlers"]
-    assert handlers[5]["_target_"] == "monai_semgan.handlers.TrainingSummary"
-    assert handlers[5]["name"] == "U-Net (GIN+IPA)"
-    assert "make_progress_bar" in handlers[2] and "U-Net (GIN+IPA)" in handlers[2]
+    assert handlers[5]["_target_"] == "monai_semgan.handlers.TrainingSummary" and handlers[5]["name"] == "@run_name"
+    assert "make_progress_bar" in handlers[2] and "desc=@run_name" in handlers[2]
     assert handlers[3]["tag_name"] == "dice_ce"  # the loss curve keeps the baseline's tag, to compare the runs
     checked = parser.get_parsed_content("settings_check")
     assert {"gin_layers": 4, "gin_channels": 2, "ipa_prob": 0.5}.items() <= checked.items()
