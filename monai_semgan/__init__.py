@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.8.0"
+__version__ = "0.8.1"
 
 # Subpackages in data-flow order; imported on first attribute access, so `import monai_semgan` stays cheap and
 # bundle configs can write `$import monai_semgan` then `monai_semgan.data.discover_cases(...)`.
