@@ -60,6 +60,8 @@ def test_encoder_training_writes_model_checkpoints_samples_and_resumes(trained: 
     assert all(torch.equal(gan["state_dict"][k], state[f"generator.{k}"]) for k in gan["state_dict"])
     assert model["architecture"]["args"]["generator"] == gan["architecture"]
     assert model["architecture"]["args"]["encoder"]["args"]["resolution"] == 16
+    assert model["metadata"] == {"resolution": 16, "encoder_iterations": 4, "gan": gan["metadata"]}
+    assert gan["metadata"]["iterations"] == 2 and len(gan["metadata"]["labeled_cases"]) == 1
     assert (enc / "checkpoints" / "checkpoint_4.pt").exists()
     assert sorted(p.name for p in (enc / "samples").glob("recon_*.png"))
     assert any((enc / "tensorboard").iterdir())

@@ -132,6 +132,10 @@ def test_training_writes_checkpoints_model_logs_and_samples(small_data: Path, tm
     model = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
     assert model["architecture"]["target"] == "monai_semgan.networks.SemanticGenerator"
     assert model["architecture"]["args"]["resolution"] == 16  # as trained, so later configs need no override
+    # where the model came from: data, labels and length, so a shipped file describes itself
+    provenance = {k: model["metadata"][k] for k in ("modality", "resolution", "label_values", "iterations", "seed")}
+    assert provenance == {"modality": "ct", "resolution": 16, "label_values": "chaos", "iterations": 4, "seed": 0}
+    assert len(model["metadata"]["labeled_cases"]) == 1 and len(model["metadata"]["unlabeled_cases"]) == 2
     weights = model["state_dict"]
     assert "const" in weights and all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tensorboard").iterdir())
