@@ -47,6 +47,9 @@ Implementations (``--impls``):
 * ``ours-bf16-cl``: ``ours-bf16`` with the networks in ``channels_last`` memory format;
 * ``ours-bf16-foreach``, ``ours-bf16-fusedadam``: ``ours-bf16`` with Adam's ``foreach`` or ``fused`` implementation
   (PyTorch's CPU default is a loop over the parameters);
+* ``ours-bf16-fresh``, ``ours-bf16-reuse``: ``ours-bf16`` with the trainer's ``reuse_fakes`` off (fresh latents for
+  each of the three steps, three generator forwards) or on (one generator forward, its images detached for the
+  discriminator steps), whatever the bundle sets;
 * ``ours-fused``: the same networks with ``fused_modconv=True``;
 * ``ours-ref``: ``ours`` with the compiled ops switched off (PyTorch reference ops); identical to ``ours`` on CPU;
 * ``baseline``: the same engine with the generator and image discriminator replaced by
@@ -110,6 +113,8 @@ IMPLS = (
     "ours-bf16-cl",
     "ours-bf16-foreach",
     "ours-bf16-fusedadam",
+    "ours-bf16-fresh",
+    "ours-bf16-reuse",
     "ours-fused",
     "ours-ref",
     "baseline",
@@ -127,6 +132,7 @@ TRAINER_KEYS = (
     "ema_half_life_images",
     "ema_rampup",
     "diff_augment",
+    "reuse_fakes",
 )
 
 
@@ -247,6 +253,8 @@ def build_trainer(
     settings = dict(cfg["trainer"])
     if joint_r1_gamma is not None:
         settings["joint_r1_gamma"] = joint_r1_gamma
+    if impl.endswith(("-fresh", "-reuse")):
+        settings["reuse_fakes"] = impl.endswith("-reuse")
     lr = cfg["learning_rate"]["lr"]
     adam = {"ours-bf16-foreach": "foreach", "ours-bf16-fusedadam": "fused"}.get(impl)
     trainer = SemanticGanTrainer(

@@ -132,6 +132,11 @@ class SemanticGanTrainer(PairedTrainer):
         diff_augment: differentiable augmentation of every discriminator input, real and generated, in all three
             steps (see :class:`~monai_semgan.engines.DifferentiableAugment`): a policy such as
             ``"intensity,translation,cutout"``, or ``""`` for none (the paper).
+        reuse_fakes: the two discriminator steps score the generator step's images, detached, instead of drawing
+            their own: one generator forward per iteration instead of three (two without gradient), as PyTorch's DCGAN
+            example does. The generator is the same network in all three steps (it only changes in step 3), so
+            the discriminators see the same distribution; what changes is that all three steps see the same samples.
+            ``False``: the paper's (StyleGAN2's) fresh latents for every step.
         amp: autocast precision: ``"auto"`` (bf16 on a device with native bf16, the CPU included), ``"bf16"``,
             ``"fp16"`` (CUDA, with a gradient scaler) or ``"off"``. The regularizers' double-backward passes (R1,
             path length), the mapping network, the style modulation and demodulation and the losses stay float32.
@@ -169,6 +174,7 @@ class SemanticGanTrainer(PairedTrainer):
         ema_half_life_images: float = 10_000.0,
         ema_rampup: float | None = None,
         diff_augment: str | DifferentiableAugment = "",
+        reuse_fakes: bool = False,
         amp: bool | str | None = "auto",
         handlers: Sequence | None = None,
         non_blocking: bool = False,
@@ -198,6 +204,7 @@ class SemanticGanTrainer(PairedTrainer):
         if not isinstance(diff_augment, DifferentiableAugment):
             diff_augment = DifferentiableAugment(diff_augment)
         self.augment = diff_augment
+        self.reuse_fakes = bool(reuse_fakes)
         # float16 needs loss scaling; bfloat16 does not
         self.grad_scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(self.amp_dtype))
         self.images_seen = 0
@@ -231,13 +238,25 @@ class SemanticGanTrainer(PairedTrainer):
         out: dict[str, float] = {}
         g, d_img, d_joint = self.generator, self.image_discriminator, self.joint_discriminator
         aug = self.augment  # identity without a policy
+        n_labeled = real_l.shape[0]
+        gen_img = gen_lab = None
+        if self.reuse_fakes:
+            # the generator step's forward, done first: its graph waits through the discriminator steps, which see
+            # the images detached (the generator's parameters do not change before step 3, so the graph stays valid)
+            g.requires_grad_(True)
+            with self._autocast():
+                gen_img, gen_lab = g(self._sample_z(max(batch, n_labeled)), mixing_prob=self.mixing_prob)
 
         # 1. image discriminator
-        g.requires_grad_(False)
+        if not self.reuse_fakes:
+            g.requires_grad_(False)
         d_img.requires_grad_(True)
         d_joint.requires_grad_(False)
-        with torch.no_grad(), self._autocast():
-            fake_img, _ = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
+        if gen_img is not None:
+            fake_img = gen_img[:batch].detach()
+        else:
+            with torch.no_grad(), self._autocast():
+                fake_img, _ = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
         do_r1 = self.r1_interval > 0 and iteration % self.r1_interval == 0
         real_in = real_u.detach().requires_grad_(do_r1)
         # R1 differentiates the gradient of the real logits: its pass stays float32, where bf16's 8-bit mantissa
@@ -258,8 +277,11 @@ class SemanticGanTrainer(PairedTrainer):
         # 2. joint discriminator
         d_img.requires_grad_(False)
         d_joint.requires_grad_(True)
-        with torch.no_grad(), self._autocast():
-            fake_img_l, fake_lab_l = g(self._sample_z(real_l.shape[0]), mixing_prob=self.mixing_prob)
+        if gen_img is not None and gen_lab is not None:
+            fake_img_l, fake_lab_l = gen_img[:n_labeled].detach(), gen_lab[:n_labeled].detach()
+        else:
+            with torch.no_grad(), self._autocast():
+                fake_img_l, fake_lab_l = g(self._sample_z(n_labeled), mixing_prob=self.mixing_prob)
         # a zero weight skips the penalty's double backward altogether
         do_r1_joint = do_r1 and self.joint_r1_gamma > 0
         pair_img = real_l.detach().requires_grad_(do_r1_joint)
@@ -284,7 +306,9 @@ class SemanticGanTrainer(PairedTrainer):
         d_joint.requires_grad_(False)
         d_img, d_joint = unwrap_ddp(d_img), unwrap_ddp(d_joint)
         with self._autocast():
-            gen_img, gen_lab = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
+            if gen_img is None or gen_lab is None:
+                gen_img, gen_lab = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
+            gen_img, gen_lab = gen_img[:batch], gen_lab[:batch]
             loss_adv = logistic_generator_loss(d_img(aug(gen_img)).float())
             # the image is detached: the joint discriminator reaches the trunk only through the label branch
             fake_pair = d_joint(*aug(gen_img.detach(), gen_lab))

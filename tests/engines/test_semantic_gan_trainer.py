@@ -120,6 +120,29 @@ def test_differentiable_augmentation_reaches_every_discriminator_input(phantom_c
         make_trainer(phantom_cases, diff_augment="flip")
 
 
+@pytest.mark.parametrize("reuse_fakes", [False, True])
+def test_reuse_fakes_scores_the_generator_steps_images(phantom_cases: list[dict], reuse_fakes: bool) -> None:
+    trainer = make_trainer(phantom_cases, epochs=1, epoch_length=2, reuse_fakes=reuse_fakes, amp="bf16")
+    generator_calls: list[int] = []
+    trainer.generator.register_forward_hook(lambda m, args, out: generator_calls.append(trainer.state.iteration))
+    scored: list[torch.Tensor] = []
+    trainer.image_discriminator.register_forward_hook(lambda m, args, out: scored.append(args[0].detach().clone()))
+    weights = {
+        name: [p.clone() for p in getattr(trainer, name).parameters()]
+        for name in ("generator", "image_discriminator", "joint_discriminator")
+    }
+    outputs: list[dict] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
+    trainer.run()
+    # iteration 2 adds the path-length pass; three forwards per iteration (two without gradient) without reuse
+    assert generator_calls == ([1, 2, 2] if reuse_fakes else [1, 1, 1, 2, 2, 2, 2])
+    # iteration 1 (no R1): the image discriminator scores real, fake (its step), fake (the generator step)
+    assert torch.equal(scored[1], scored[2]) is reuse_fakes
+    for name, before in weights.items():
+        assert any(not torch.equal(a, b) for a, b in zip(before, getattr(trainer, name).parameters())), name
+    assert all(torch.isfinite(torch.tensor(o[k])) for o in outputs for k in ("loss_d_image", "loss_d_joint", "loss_g"))
+
+
 @pytest.mark.parametrize("amp", ["off", "bf16"])
 def test_non_finite_loss_stops_with_its_name(phantom_cases: list[dict], tmp_path: Path, amp: str) -> None:
     trainer = make_trainer(phantom_cases, epochs=2, epoch_length=2, amp=amp)
