@@ -17,7 +17,9 @@ test-time optimization over every slice, each in float32 and in bf16 (``Semantic
 ``inference.json`` runs). Medians; ratios; and how far the bf16 masks are from the float32 ones (Dice).
 
 ``quality``: the bundle's default commands (``train.json`` on the phantom CT, ``train_encoder.json``), trained three
-times: float32 with seeds 0 and 1 (the spread of two seeds) and bf16 with seed 0 (same seed, same images seen), each
+times (``--runs``, by default): float32 with seeds 0 and 1 (the spread of two seeds) and bf16 with seed 0 (same seed,
+same images seen); other runs: the defaults as a user runs them (``auto-seed0/1``) and with the trainer's
+``reuse_fakes`` (``auto-reuse-seed0/1``), so that a change to the training step is checked the same way; each
 run's wall time recorded (the main command's time), then the label branch's statistics (share of generated pixels
 labeled liver, share of samples with any liver, 256 samples) and 3-D Dice on the 10 CHAOS T2-SPIR volumes and on 4
 held-out phantom CT volumes (quick mode, as ``evaluate.json``), and the sample grids of float32 and bf16 side by side.
@@ -25,6 +27,8 @@ Resumable: a finished step is not run again (``done.json`` in its folder).
 
     python -m benchmarks.precision speed --model runs/precision/fp32-seed0/encoder/models/model.pt --repeats 3
     python -m benchmarks.precision quality --out runs/precision --figure docs/figures/precision_samples.png
+    python -m benchmarks.precision quality --out runs/precision --runs auto-seed0 auto-seed1 auto-reuse-seed0 \
+        --figure docs/figures/reuse_fakes_samples.png --figure_runs auto-seed0 auto-reuse-seed0
 """
 
 from __future__ import annotations
@@ -51,7 +55,19 @@ from monai_semgan.networks import LatentEncoder, SemanticGenerator, load_model
 from monai_semgan.segmentation import SemanticSegmenter
 
 PRECISIONS = ("off", "bf16")
-RUNS = {"fp32-seed0": ("off", 0), "fp32-seed1": ("off", 1), "bf16-seed0": ("bf16", 0)}
+# name: (amp of the GAN, the encoder and the evaluation; seed; extra train.json options)
+RUNS: dict[str, tuple[str, int, tuple[str, ...]]] = {
+    "fp32-seed0": ("off", 0, ()),
+    "fp32-seed1": ("off", 1, ()),
+    "bf16-seed0": ("bf16", 0, ()),
+    # the bundle's defaults as a user runs them (auto: bf16 GAN, float32 encoder on a CPU with native bf16)
+    "auto-seed0": ("auto", 0, ()),
+    "auto-seed1": ("auto", 1, ()),
+    # the trainer's reuse_fakes: one generator forward per iteration instead of three
+    "auto-reuse-seed0": ("auto", 0, ("--reuse_fakes", "true")),
+    "auto-reuse-seed1": ("auto", 1, ("--reuse_fakes", "true")),
+}
+DEFAULT_RUNS = ("fp32-seed0", "fp32-seed1", "bf16-seed0")
 SHARED = ROOT.parent / "shared" / "data"
 
 
@@ -166,6 +182,9 @@ def _mean_dice(csv_path: Path) -> tuple[float, float]:
 
 def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train, evaluate and summarize the three runs (see the module docstring)."""
+    unknown = sorted(set(args.runs) - set(RUNS))
+    if unknown:
+        raise ValueError(f"unknown runs {unknown}; known: {sorted(RUNS)}.")
     out = Path(args.out).resolve()
     phantom = out / "heldout_phantom"
     if not (phantom / "ct").is_dir():
@@ -174,11 +193,12 @@ def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
              "--modalities", "ct"], check=True, cwd=ROOT,
         )  # fmt: skip
     rows = []
-    for name, (precision, seed) in RUNS.items():
+    for name in args.runs:
+        precision, seed, gan_options = RUNS[name]
         run = out / name
         print(f"{name}:", flush=True)
         common = ["--amp", precision, "--seed", str(seed)]
-        gan_cmd = bundle("training", ["train.json"], "--output_dir", str(run / "train"), *common)
+        gan_cmd = bundle("training", ["train.json"], "--output_dir", str(run / "train"), *common, *gan_options)
         gan_s = run_step("GAN (train.json defaults)", gan_cmd, run / "train")
         enc_cmd = bundle(
             "training", ["train.json", "train_encoder.json"], "--gan_dir", str(run / "train"),
@@ -208,12 +228,12 @@ def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.figure:
-        side_by_side(out, Path(args.figure))
+        side_by_side(out, Path(args.figure), args.figure_runs)
     return rows
 
 
-def side_by_side(out: Path, figure: Path) -> None:
-    """The last sample grids of the float32 and bf16 seed-0 runs, side by side, as one PNG."""
+def side_by_side(out: Path, figure: Path, runs: Sequence[str] = ("fp32-seed0", "bf16-seed0")) -> None:
+    """The last sample grids of two runs (by default the float32 and bf16 seed-0 runs), side by side, as one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,10 +242,11 @@ def side_by_side(out: Path, figure: Path) -> None:
     from monai_semgan.atomic_write import atomic_path
 
     panels = []
-    for name in ("fp32-seed0", "bf16-seed0"):
+    for name in runs:
         grids = sorted((out / name / "train" / "samples").glob("iter_*.png"))
         panels.append((name, plt.imread(grids[-1]), grids[-1].stem))
-    fig, axes = plt.subplots(1, 2, figsize=(14, 4.2))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.2), squeeze=False)
+    axes = axes[0]
     for ax, (name, image, stem) in zip(axes, panels):
         ax.imshow(image)
         ax.set_title(f"{name}, iteration {int(stem.split('_')[-1])} (image | image + generated liver)")
@@ -268,7 +289,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--json", default="")
     q = sub.add_parser("quality", help="train float32 (2 seeds) and bf16, compare label statistics and Dice")
     q.add_argument("--out", default="runs/precision")
-    q.add_argument("--figure", default="", help="write the float32 and bf16 sample grids side by side here")
+    q.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), help=f"any of {', '.join(RUNS)}")
+    q.add_argument("--figure", default="", help="write the sample grids of --figure_runs side by side here")
+    q.add_argument("--figure_runs", nargs="+", default=["fp32-seed0", "bf16-seed0"])
     q.add_argument("--json", default="")
     args = parser.parse_args(argv)
     print(

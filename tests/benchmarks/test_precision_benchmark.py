@@ -13,6 +13,7 @@ the quality part's table and figure from run folders the test writes. No timing 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.precision import quality_table, side_by_side
+from benchmarks.precision import quality, quality_table, side_by_side
 
 ROOT = Path(__file__).resolve().parents[2]
 VOLUME = ROOT.parent / "shared" / "data" / "chaos_t2spir" / "image_2.nii.gz"
@@ -60,3 +61,10 @@ def test_quality_table_and_side_by_side_figure(tmp_path: Path) -> None:
            "samples_with_liver": 1.0, "dice_chaos_t2": 0.2735, "std_chaos_t2": 0.0544, "dice_phantom_ct": 0.5038,
            "std_phantom_ct": 0.0235}  # fmt: skip
     assert "| bf16-seed0 | bf16 | 0 | 5.3 | 2.1 | 9.7% | 100% | 0.274 (0.054) | 0.504 (0.024) |" in quality_table([row])
+
+
+def test_quality_refuses_an_unknown_run_before_training(tmp_path: Path) -> None:
+    args = argparse.Namespace(out=str(tmp_path), runs=["auto-seed0", "fp64-seed0"], figure="", figure_runs=[])
+    with pytest.raises(ValueError, match=r"unknown runs \['fp64-seed0'\]"):
+        quality(args)
+    assert not any(tmp_path.iterdir())
