@@ -91,6 +91,8 @@ def test_training_flags_read_command_line_strings() -> None:
         value = _parser(config, amp=given).get_parsed_content("trainer#amp")
         assert value == given and parse_amp(value) == mode
     assert parse_amp(_parser("train.json").get_parsed_content("trainer#amp")) == "auto"
+    for given, expected in (("true", True), ("false", False)):
+        assert _parser("train.json", reuse_fakes=given).get_parsed_content("trainer#reuse_fakes") is expected
 
 
 def test_a_misspelt_flag_is_refused_with_the_expected_values() -> None:

@@ -312,3 +312,5 @@ def test_paper_override_builds_the_paper_networks() -> None:
     d = parser.get_parsed_content("joint_discriminator")
     assert d.scales[0].layers[0][0].out_channels == 64 and len(d.scales) == 3
     assert parser.get_parsed_content("batch_size") == 16 and parser.get_parsed_content("labeled_batch_size") == 16
+    # the paper's fresh latents for each of the three steps, whatever the CPU default
+    assert parser.get_parsed_content("trainer#reuse_fakes") is False
