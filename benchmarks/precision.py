@@ -181,7 +181,7 @@ def _mean_dice(csv_path: Path) -> tuple[float, float]:
 
 
 def quality(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Train, evaluate and summarize the three runs (see the module docstring)."""
+    """Train, evaluate and summarize the runs ``args.runs`` names (see the module docstring)."""
     unknown = sorted(set(args.runs) - set(RUNS))
     if unknown:
         raise ValueError(f"unknown runs {unknown}; known: {sorted(RUNS)}.")
@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     s.add_argument("--batch", type=int, default=8, help="latents per generator forward")
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--json", default="")
-    q = sub.add_parser("quality", help="train float32 (2 seeds) and bf16, compare label statistics and Dice")
+    q = sub.add_parser("quality", help="train the default commands (--runs), compare label statistics and Dice")
     q.add_argument("--out", default="runs/precision")
     q.add_argument("--runs", nargs="+", default=list(DEFAULT_RUNS), help=f"any of {', '.join(RUNS)}")
     q.add_argument("--figure", default="", help="write the sample grids of --figure_runs side by side here")

@@ -239,24 +239,26 @@ class SemanticGanTrainer(PairedTrainer):
         g, d_img, d_joint = self.generator, self.image_discriminator, self.joint_discriminator
         aug = self.augment  # identity without a policy
         n_labeled = real_l.shape[0]
-        gen_img = gen_lab = None
+        shared: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.reuse_fakes:
             # the generator step's forward, done first: its graph waits through the discriminator steps, which see
             # the images detached (the generator's parameters do not change before step 3, so the graph stays valid)
             g.requires_grad_(True)
             with self._autocast():
-                gen_img, gen_lab = g(self._sample_z(max(batch, n_labeled)), mixing_prob=self.mixing_prob)
+                shared = g(self._sample_z(max(batch, n_labeled)), mixing_prob=self.mixing_prob)
+
+        def fakes(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """``n`` generated (image, label) pairs for a discriminator step, without gradient."""
+            if shared is not None:
+                return shared[0][:n].detach(), shared[1][:n].detach()
+            with torch.no_grad(), self._autocast():
+                return g(self._sample_z(n), mixing_prob=self.mixing_prob)
 
         # 1. image discriminator
-        if not self.reuse_fakes:
-            g.requires_grad_(False)
+        g.requires_grad_(self.reuse_fakes)
         d_img.requires_grad_(True)
         d_joint.requires_grad_(False)
-        if gen_img is not None:
-            fake_img = gen_img[:batch].detach()
-        else:
-            with torch.no_grad(), self._autocast():
-                fake_img, _ = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
+        fake_img, _ = fakes(batch)
         do_r1 = self.r1_interval > 0 and iteration % self.r1_interval == 0
         real_in = real_u.detach().requires_grad_(do_r1)
         # R1 differentiates the gradient of the real logits: its pass stays float32, where bf16's 8-bit mantissa
@@ -277,11 +279,7 @@ class SemanticGanTrainer(PairedTrainer):
         # 2. joint discriminator
         d_img.requires_grad_(False)
         d_joint.requires_grad_(True)
-        if gen_img is not None and gen_lab is not None:
-            fake_img_l, fake_lab_l = gen_img[:n_labeled].detach(), gen_lab[:n_labeled].detach()
-        else:
-            with torch.no_grad(), self._autocast():
-                fake_img_l, fake_lab_l = g(self._sample_z(n_labeled), mixing_prob=self.mixing_prob)
+        fake_img_l, fake_lab_l = fakes(n_labeled)
         # a zero weight skips the penalty's double backward altogether
         do_r1_joint = do_r1 and self.joint_r1_gamma > 0
         pair_img = real_l.detach().requires_grad_(do_r1_joint)
@@ -306,9 +304,9 @@ class SemanticGanTrainer(PairedTrainer):
         d_joint.requires_grad_(False)
         d_img, d_joint = unwrap_ddp(d_img), unwrap_ddp(d_joint)
         with self._autocast():
-            if gen_img is None or gen_lab is None:
-                gen_img, gen_lab = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
-            gen_img, gen_lab = gen_img[:batch], gen_lab[:batch]
+            if shared is None:
+                shared = g(self._sample_z(batch), mixing_prob=self.mixing_prob)
+            gen_img, gen_lab = shared[0][:batch], shared[1][:batch]
             loss_adv = logistic_generator_loss(d_img(aug(gen_img)).float())
             # the image is detached: the joint discriminator reaches the trunk only through the label branch
             fake_pair = d_joint(*aug(gen_img.detach(), gen_lab))
